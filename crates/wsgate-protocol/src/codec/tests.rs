@@ -1,0 +1,138 @@
+use serde_json::json;
+
+use super::*;
+use crate::frame::{Kind, MessageFrame, Reply};
+
+fn json_req(v: Value) -> Result<ClientRequest, DecodeError> {
+    decode_client(Codec::Json, v.to_string().as_bytes())
+}
+
+fn msgpack_req(v: Value) -> Result<ClientRequest, DecodeError> {
+    decode_client(Codec::Msgpack, &rmp_serde::to_vec_named(&v).unwrap())
+}
+
+#[test]
+fn decodes_every_client_frame_in_both_codecs() {
+    let cases = vec![
+        (json!({"type":"join","room":"r1","ref":1}), ClientFrame::Join { room: "r1".into() }),
+        (json!({"type":"leave","room":"r1"}), ClientFrame::Leave { room: "r1".into() }),
+        (
+            json!({"type":"send","to":"bob","content":{"a":[1,2]}}),
+            ClientFrame::Send { to: "bob".into(), content: json!({"a":[1,2]}) },
+        ),
+        (
+            json!({"type":"publish","room":"r","content":"hi"}),
+            ClientFrame::Publish { room: "r".into(), content: json!("hi") },
+        ),
+        (json!({"type":"broadcast","content":null}), ClientFrame::Broadcast { content: Value::Null }),
+        (json!({"type":"ack","id":"x1"}), ClientFrame::Ack { ids: vec!["x1".into()] }),
+        (json!({"type":"ack","ids":["a","b"]}), ClientFrame::Ack { ids: vec!["a".into(), "b".into()] }),
+        (json!({"type":"typing","to":"bob"}), ClientFrame::Typing { target: Target::User("bob".into()) }),
+        (json!({"type":"typing","room":"r"}), ClientFrame::Typing { target: Target::Room("r".into()) }),
+        (json!({"type":"presence","user":"bob"}), ClientFrame::Presence { target: Target::User("bob".into()) }),
+        (json!({"type":"presence","room":"r"}), ClientFrame::Presence { target: Target::Room("r".into()) }),
+        (json!({"type":"ping","ref":"p"}), ClientFrame::Ping),
+        (json!({"type":"refresh","token":"t.t.t"}), ClientFrame::Refresh { token: "t.t.t".into() }),
+    ];
+    for (input, want) in cases {
+        assert_eq!(json_req(input.clone()).unwrap().frame, want, "json {input}");
+        assert_eq!(msgpack_req(input.clone()).unwrap().frame, want, "msgpack {input}");
+    }
+}
+
+#[test]
+fn errors_carry_the_ref_and_the_right_code() {
+    let e = json_req(json!({"type":"join","ref":"r7"})).unwrap_err();
+    assert_eq!((e.code, e.r#ref), (ErrorCode::BadRequest, Some(Ref::Str("r7".into()))));
+    let e = json_req(json!({"type":"join","room":5,"ref":3})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert_eq!(e.r#ref, Some(Ref::Num(3.into())));
+    let e = json_req(json!({"type":"fly","ref":"x"})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnknownType);
+    assert_eq!(e.r#ref, Some(Ref::Str("x".into())));
+    let e = msgpack_req(json!({"type":"send","to":"bob","ref":1})).unwrap_err();
+    assert!(e.message.contains("content"), "{}", e.message);
+}
+
+#[test]
+fn rejects_malformed_input_without_panicking() {
+    let inputs: Vec<&[u8]> = vec![
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b"{\"type\":\"join\",\"type\":\"join\",\"room\":\"a\"}",
+        b"{\"type\":7}",
+        b"{\"ref\":{\"a\":1},\"type\":\"ping\"}",
+    ];
+    for input in inputs {
+        let e = decode_client(Codec::Json, input).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{:?}", String::from_utf8_lossy(input));
+    }
+    let deep = "[".repeat(100_000);
+    let e = json_req(json!({"type":"ping"})).map(|_| ()).and_then(|()| {
+        decode_client(Codec::Json, format!("{{\"type\":\"broadcast\",\"content\":{deep}").as_bytes())
+    });
+    assert_eq!(e.unwrap_err().code, ErrorCode::BadRequest);
+    // MessagePack array header declaring 2^32-1 elements with no body.
+    let e = decode_client(Codec::Msgpack, &[0xdd, 0xff, 0xff, 0xff, 0xff]).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    let long_ref = "x".repeat(65);
+    let e = json_req(json!({"type":"ping","ref":long_ref})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    let e = json_req(json!({"type":"join","room":"a b"})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    let e = json_req(json!({"type":"ack","ids":[]})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    let e = json_req(json!({"type":"typing","to":"a","room":"b"})).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+}
+
+#[test]
+fn server_frames_encode_with_the_contract_field_names() {
+    let frame = ServerFrame::Message(MessageFrame {
+        id: "id1".into(),
+        kind: Kind::Direct,
+        from: "alice".into(),
+        to: Some("bob".into()),
+        room: None,
+        content: json!({"text":"hi"}),
+        time: 42,
+        replay: false,
+    });
+    let v: Value = serde_json::from_slice(&encode_server(Codec::Json, &frame).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"message","id":"id1","kind":"direct","from":"alice","to":"bob","content":{"text":"hi"},"time":42})
+    );
+    let v: Value = rmp_serde::from_slice(&encode_server(Codec::Msgpack, &frame).unwrap()).unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"]["text"], "hi");
+
+    let mut reply = Reply::ok(Some(Ref::Num(5.into())));
+    reply.room = Some("r".into());
+    reply.members = Some(vec!["a".into()]);
+    let v: Value =
+        serde_json::from_slice(&encode_server(Codec::Json, &ServerFrame::Reply(reply)).unwrap()).unwrap();
+    assert_eq!(v, json!({"type":"reply","ref":5,"ok":true,"room":"r","members":["a"]}));
+
+    let err = ServerFrame::Error {
+        r#ref: None,
+        code: ErrorCode::RateLimited,
+        message: "slow down".into(),
+        retry_after_ms: Some(50),
+    };
+    let v: Value = serde_json::from_slice(&encode_server(Codec::Json, &err).unwrap()).unwrap();
+    assert_eq!(v, json!({"type":"error","code":"rate_limited","message":"slow down","retry_after_ms":50}));
+}
+
+#[test]
+fn encoded_frame_encodes_once_per_codec() {
+    let f = EncodedFrame::new(ServerFrame::Pong { r#ref: None });
+    let a = f.bytes(Codec::Json).unwrap();
+    let b = f.bytes(Codec::Json).unwrap();
+    assert_eq!(a.as_ptr(), b.as_ptr(), "second call must share the first encoding");
+    assert_eq!(&a[..], br#"{"type":"pong"}"#);
+    let back: ServerFrame = rmp_serde::from_slice(&f.bytes(Codec::Msgpack).unwrap()).unwrap();
+    assert_eq!(back, ServerFrame::Pong { r#ref: None });
+}
