@@ -70,7 +70,7 @@ import { refreshDelay, tokenExpiry } from './token.js';
  * @property {((event: any) => void) | null} onerror
  * @typedef {new (url: string, protocols?: string | string[]) => SocketLike} WebSocketConstructor
  * @typedef {object} ClientOptions
- * @property {string} [url] the `/ws` URL; default `/ws` on the page's origin (browsers)
+ * @property {string | (() => string)} [url] the `/ws` URL, or a function called before every connect (e.g. to rotate over nodes); default `/ws` on the page's origin (browsers)
  * @property {string | TokenProvider} [token] a JWT, or a function returning one (called on every connect and before expiry)
  * @property {string} [user] anonymous mode (`--allow-anonymous`): the user id to ask for
  * @property {WebSocketConstructor} [WebSocket] WebSocket implementation (Node: `import WebSocket from 'ws'`); default `globalThis.WebSocket`
@@ -481,8 +481,9 @@ export class WsgateClient {
 
   /** @param {string | undefined} token */
   #url(token) {
+    const given = typeof this.#given.url === 'function' ? this.#given.url() : this.#given.url;
     const base =
-      this.#given.url ??
+      given ??
       (typeof location !== 'undefined' ? new URL('/ws', location.href).href.replace(/^http/, 'ws') : undefined);
     if (!base) throw new TypeError('no url: pass { url: "ws://host:port/ws" }');
     const url = new URL(base);
