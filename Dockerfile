@@ -18,7 +18,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 COPY loadtest ./loadtest
+# server/demo.rs embeds the demo page and the JS SDK sources (include_bytes!).
 COPY clients/js/demo ./clients/js/demo
+COPY clients/js/src ./clients/js/src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p wsgate --bin wsgate \

@@ -6,6 +6,11 @@ Usage:
   dashboard.py rules DASHBOARD.json   a Prometheus rules file (one recording rule
                                       per panel query) on stdout, so that
                                       `promtool check rules` parses every query
+  dashboard.py names DASHBOARD.json RULES.yaml PROTOCOL.md
+                                      every metric the dashboard and the alert
+                                      rules use is in the contract, or is
+                                      wsgate_ready/wsgate_draining, up, or of
+                                      the process collector
   dashboard.py exprs DASHBOARD.json   JSON list of {panel, refId, expr} with the
                                       Grafana variables replaced, for live checks
 
@@ -108,7 +113,40 @@ def rules(dashboard):
     return "\n".join(lines) + "\n"
 
 
+EXTRA_METRICS = {"wsgate_ready", "wsgate_draining", "up",
+                 "process_cpu_seconds_total", "process_resident_memory_bytes"}
+
+
+def names(dashboard_path, rules_path, protocol_path):
+    import yaml
+
+    with open(protocol_path, encoding="utf-8") as f:
+        known = set(re.findall(r"`(wsgate_[a-z_]+)`", f.read())) | EXTRA_METRICS
+    with open(dashboard_path, encoding="utf-8") as f:
+        queries = [(f"dashboard panel {i['panel']!r}", i["expr"]) for i in exprs(json.load(f))]
+    with open(rules_path, encoding="utf-8") as f:
+        for group in yaml.safe_load(f)["groups"]:
+            queries += [(f"rule {r.get('alert') or r.get('record')}", str(r["expr"])) for r in group["rules"]]
+    unknown = []
+    for where, expr in queries:
+        # Metric names: identifiers not followed by "(" and not label names.
+        stripped = re.sub(r"\{[^}]*\}", "", expr)
+        stripped = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", stripped)
+        for name in re.findall(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", stripped):
+            if not (name.startswith("wsgate_") or name.startswith("process_") or name == "up"):
+                continue
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if name not in known and base not in known:
+                unknown.append(f"{where}: {name}")
+    for u in unknown:
+        print(f"unknown metric: {u}")
+    print(f"{len(queries)} queries, {len(known)} known metric names, {len(unknown)} unknown")
+    return 1 if unknown else 0
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "names":
+        return names(*sys.argv[2:5])
     if len(sys.argv) != 3 or sys.argv[1] not in ("check", "rules", "exprs"):
         print(__doc__, file=sys.stderr)
         return 2
