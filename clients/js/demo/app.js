@@ -296,7 +296,6 @@ function onMessage(m) {
     conv.unread += 1;
     renderLists();
   }
-  if (!current) select(conv);
 }
 
 /** @param {string} text */

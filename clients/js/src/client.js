@@ -568,9 +568,10 @@ export class WsgateClient {
     for (const room of this.#rooms) this.#rejoin(room);
     for (const pending of this.#queue.drain()) this.#dispatch(pending);
     this.#scheduleRefresh();
-    this.#emit('welcome', welcome);
-    this.#setState({ state: 'open' });
     for (const waiter of this.#welcomeWaiters.splice(0)) waiter.resolve(welcome);
+    // Listeners may close the client: stop announcing if one did.
+    this.#emit('welcome', welcome);
+    if (this.#state === 'open') this.#setState({ state: 'open' });
   }
 
   /** @param {string} room */
@@ -637,8 +638,9 @@ export class WsgateClient {
       random: this.#opts.random,
     });
     this.#attempt += 1;
-    this.#setState({ state: 'reconnecting', attempt: this.#attempt, delayMs, retryAt: Date.now() + delayMs, code, reason });
+    // Timer first: a state listener may call close(), which must cancel it.
     this.#retryTimer = setTimeout(() => void this.#dial(), delayMs);
+    this.#setState({ state: 'reconnecting', attempt: this.#attempt, delayMs, retryAt: Date.now() + delayMs, code, reason });
   }
 
   /**

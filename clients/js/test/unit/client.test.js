@@ -469,3 +469,27 @@ test('requests before connect() reject with not_connected', async () => {
   const { client } = makeClient();
   await assert.rejects(client.send('bob', 1), { code: 'not_connected' });
 });
+
+test('close() from a state listener stops the reconnect', async () => {
+  const { client } = makeClient();
+  client.on('state', (s) => {
+    if (s.state === 'reconnecting') client.close();
+  });
+  void client.connect();
+  await flush();
+  FakeWebSocket.last.serverClose(1006);
+  assert.equal(client.state, 'closed');
+  mock.timers.tick(60000);
+  await flush();
+  assert.equal(FakeWebSocket.instances.length, 1);
+});
+
+test('close() from a welcome listener wins over the open state', async () => {
+  const { client, states } = makeClient();
+  client.on('welcome', () => client.close());
+  void client.connect();
+  await flush();
+  FakeWebSocket.last.serverOpen();
+  assert.equal(client.state, 'closed');
+  assert.equal(states.at(-1).state, 'closed');
+});
