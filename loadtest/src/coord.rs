@@ -1,0 +1,480 @@
+//! Driver and workers: how one run is split, synchronised and merged.
+//!
+//! A run has one driver and N workers. Each worker owns a contiguous share of
+//! the connections (by global index) and goes through the same steps:
+//! set up (connect, join) → barrier → measure → barrier → tear down → result.
+//! The driver samples the server (`/proc`) before anything connects, when every
+//! worker has reached the first barrier, and when every worker has reached the
+//! second (connections still open), then releases the workers and merges their
+//! results. Between barriers it prints a progress line from the workers'
+//! periodic counters.
+//!
+//! With one worker everything runs in this process (a task and bounded
+//! channels). With more (`--workers`, or automatically when the open-file hard
+//! limit is too small), the driver re-executes its own binary with the same
+//! arguments and `WSGATE_LOADTEST_WORKER=index/count/run` in the environment;
+//! a child speaks JSON lines on stdout ([`ToDriver`]) and waits for `go` lines
+//! on stdin at each barrier.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::mpsc;
+
+use crate::procstat;
+use crate::scenario::{self, Scenario};
+use crate::stats::{Live, Progress, RunResult, ServerUsage, WorkerResult};
+
+/// Environment variable that turns the process into a worker.
+pub const WORKER_ENV: &str = "WSGATE_LOADTEST_WORKER";
+
+/// Which part of the run a worker does.
+#[derive(Clone, Debug)]
+pub struct Share {
+    pub index: usize,
+    pub count: usize,
+    /// Random tag shared by all workers of a run (user and room names).
+    pub run_id: String,
+}
+
+impl Share {
+    /// This worker's contiguous slice of `0..total`.
+    pub fn range(&self, total: u64) -> std::ops::Range<u64> {
+        let n = self.count as u64;
+        let i = self.index as u64;
+        let base = total / n;
+        let extra = total % n;
+        let start = i * base + i.min(extra);
+        let len = base + u64::from(i < extra);
+        start..start + len
+    }
+
+    /// Parses `index/count/run` from [`WORKER_ENV`].
+    pub fn from_env(value: &str) -> Option<Share> {
+        let mut parts = value.split('/');
+        let index = parts.next()?.parse().ok()?;
+        let count = parts.next()?.parse().ok()?;
+        let run_id = parts.next()?.to_string();
+        (index < count).then_some(Share {
+            index,
+            count,
+            run_id,
+        })
+    }
+}
+
+/// A message from a worker to the driver.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(tag = "msg", rename_all = "lowercase")]
+pub enum ToDriver {
+    Barrier,
+    Progress { p: Progress },
+    Result { r: Box<WorkerResult> },
+    Failed { error: String },
+}
+
+enum Link {
+    Local {
+        tx: mpsc::Sender<(usize, ToDriver)>,
+        go: mpsc::Receiver<()>,
+    },
+    Child {
+        stdin: tokio::io::Lines<BufReader<tokio::io::Stdin>>,
+    },
+}
+
+/// A worker's side of the link to the driver.
+pub struct Ctl {
+    link: Link,
+    index: usize,
+}
+
+impl Ctl {
+    async fn send(&self, msg: ToDriver) {
+        match &self.link {
+            Link::Local { tx, .. } => {
+                let _ = tx.send((self.index, msg)).await;
+            }
+            Link::Child { .. } => emit(&msg),
+        }
+    }
+
+    /// Tells the driver this step is done and waits until it says go.
+    pub async fn barrier(&mut self) -> Result<(), String> {
+        self.send(ToDriver::Barrier).await;
+        let ok = match &mut self.link {
+            Link::Local { go, .. } => go.recv().await.is_some(),
+            Link::Child { stdin } => matches!(stdin.next_line().await, Ok(Some(_))),
+        };
+        ok.then_some(())
+            .ok_or_else(|| "driver went away".to_string())
+    }
+}
+
+/// Writes one message to the driver (child workers: a JSON line on stdout).
+fn emit(msg: &ToDriver) {
+    if let Ok(line) = serde_json::to_string(msg) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    }
+}
+
+/// Runs one worker: the scenario plus a progress reporter.
+async fn work(scenario: Scenario, share: Share, mut ctl: Ctl) -> ToDriver {
+    let live = Arc::new(Live::default());
+    let reporter = {
+        let live = live.clone();
+        let tx = match &ctl.link {
+            Link::Local { tx, .. } => Some(tx.clone()),
+            Link::Child { .. } => None,
+        };
+        let index = ctl.index;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let p = live.progress();
+                match &tx {
+                    Some(tx) => {
+                        let _ = tx.try_send((index, ToDriver::Progress { p }));
+                    }
+                    None => emit(&ToDriver::Progress { p }),
+                }
+            }
+        })
+    };
+    let result = scenario::run(&scenario, &share, &mut ctl, live).await;
+    reporter.abort();
+    match result {
+        Ok(r) => ToDriver::Result { r: Box::new(r) },
+        Err(error) => ToDriver::Failed { error },
+    }
+}
+
+/// Entry point of a child worker process.
+pub async fn child_main(scenario: Scenario, share: Share) -> i32 {
+    let ctl = Ctl {
+        link: Link::Child {
+            stdin: BufReader::new(tokio::io::stdin()).lines(),
+        },
+        index: share.index,
+    };
+    let msg = work(scenario, share, ctl).await;
+    emit(&msg);
+    i32::from(matches!(msg, ToDriver::Failed { .. }))
+}
+
+enum Go {
+    Local(mpsc::Sender<()>),
+    Child(ChildStdin),
+}
+
+impl Go {
+    async fn go(&mut self) {
+        match self {
+            Go::Local(tx) => {
+                let _ = tx.send(()).await;
+            }
+            Go::Child(stdin) => {
+                let _ = stdin.write_all(b"go\n").await;
+                let _ = stdin.flush().await;
+            }
+        }
+    }
+}
+
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:x}",
+        (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff
+    )
+}
+
+/// How many worker processes the open-file hard limit calls for.
+fn auto_workers(connections: u64) -> usize {
+    let hard = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024);
+    let per_worker = hard.saturating_sub(256).max(256);
+    connections.div_ceil(per_worker).max(1) as usize
+}
+
+/// The progress line printer.
+struct Ticker {
+    started: Instant,
+    last: Option<(Instant, Progress)>,
+    tty: bool,
+    quiet: bool,
+    printed: bool,
+}
+
+impl Ticker {
+    fn print(&mut self, phase: &str, parts: &[Progress]) {
+        let now = Instant::now();
+        let total = parts.iter().fold(Progress::default(), |a, p| Progress {
+            open: a.open + p.open,
+            sent: a.sent + p.sent,
+            delivered: a.delivered + p.delivered,
+            p99_us: a.p99_us.max(p.p99_us),
+        });
+        let (sent_s, deliv_s) = match self.last {
+            Some((t, p)) => {
+                let dt = now.duration_since(t).as_secs_f64().max(1e-3);
+                (
+                    total.sent.saturating_sub(p.sent) as f64 / dt,
+                    total.delivered.saturating_sub(p.delivered) as f64 / dt,
+                )
+            }
+            None => (0.0, 0.0),
+        };
+        self.last = Some((now, total));
+        if self.quiet || now.duration_since(self.started) < Duration::from_secs(2) {
+            return;
+        }
+        let line = format!(
+            "[{phase} {:.0}s] open={} sent/s={:.0} deliv/s={:.0} p99<={:.2}ms",
+            now.duration_since(self.started).as_secs_f64(),
+            total.open,
+            sent_s,
+            deliv_s,
+            total.p99_us as f64 / 1000.0
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.tty {
+            write!(err, "\r\x1b[2K{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
+        self.printed = true;
+    }
+
+    fn done(&self) {
+        if self.tty && self.printed {
+            eprintln!();
+        }
+    }
+}
+
+/// Waits for every worker to hit a barrier (or, at the end, to report its
+/// result), printing progress meanwhile.
+async fn gather(
+    rx: &mut mpsc::Receiver<(usize, ToDriver)>,
+    workers: usize,
+    phase: &str,
+    ticker: &mut Ticker,
+    progress: &mut [Progress],
+    results: &mut Vec<WorkerResult>,
+) -> Result<(), String> {
+    let mut waiting = workers;
+    let period = if ticker.tty { 1 } else { 5 };
+    let mut tick = tokio::time::interval(Duration::from_secs(period));
+    while waiting > 0 {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                None => return Err("workers went away".into()),
+                Some((i, ToDriver::Progress { p })) => progress[i] = p,
+                Some((_, ToDriver::Barrier)) => waiting -= 1,
+                Some((_, ToDriver::Result { r })) => {
+                    results.push(*r);
+                    waiting -= 1;
+                }
+                Some((i, ToDriver::Failed { error })) => {
+                    return Err(format!("worker {i}: {error}"));
+                }
+            },
+            _ = tick.tick() => ticker.print(phase, progress),
+        }
+    }
+    Ok(())
+}
+
+async fn spawn_children(
+    n: usize,
+    run: &str,
+    tx: &mpsc::Sender<(usize, ToDriver)>,
+) -> Result<(Vec<Go>, Vec<tokio::process::Child>), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut gos = Vec::new();
+    let mut children = Vec::new();
+    for i in 0..n {
+        let mut child = Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env(WORKER_ENV, format!("{i}/{n}/{run}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("spawn worker: {e}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("worker pipes missing".into());
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut finished = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<ToDriver>(&line) {
+                    Ok(msg) => {
+                        finished |=
+                            matches!(msg, ToDriver::Result { .. } | ToDriver::Failed { .. });
+                        if tx.send((i, msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => eprintln!("worker {i}: {line}"),
+                }
+            }
+            if !finished {
+                let error = "exited without a result".to_string();
+                let _ = tx.send((i, ToDriver::Failed { error })).await;
+            }
+        });
+        gos.push(Go::Child(stdin));
+        children.push(child);
+    }
+    Ok((gos, children))
+}
+
+/// Runs a scenario from the driver's side and returns the merged result.
+pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
+    let common = scenario.common().clone();
+    let workers = match common.workers {
+        0 => auto_workers(scenario.connections()),
+        n => n,
+    };
+    let run = run_id();
+    let pids = common.server_pids.clone();
+    let before = procstat::sample(&pids);
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (mut gos, _children) = if workers == 1 {
+        let (go_tx, go_rx) = mpsc::channel(4);
+        let share = Share {
+            index: 0,
+            count: 1,
+            run_id: run.clone(),
+        };
+        let ctl = Ctl {
+            link: Link::Local {
+                tx: tx.clone(),
+                go: go_rx,
+            },
+            index: 0,
+        };
+        let sc = scenario.clone();
+        let result_tx = tx.clone();
+        tokio::spawn(async move {
+            let msg = work(sc, share, ctl).await;
+            let _ = result_tx.send((0, msg)).await;
+        });
+        (vec![Go::Local(go_tx)], Vec::new())
+    } else {
+        spawn_children(workers, &run, &tx).await?
+    };
+    drop(tx);
+    let mut ticker = Ticker {
+        started: Instant::now(),
+        last: None,
+        tty: std::io::stderr().is_terminal(),
+        quiet: common.quiet,
+        printed: false,
+    };
+    let mut progress = vec![Progress::default(); workers];
+    let mut results = Vec::new();
+    let outcome = async {
+        gather(
+            &mut rx,
+            workers,
+            "setup",
+            &mut ticker,
+            &mut progress,
+            &mut results,
+        )
+        .await?;
+        let start = procstat::sample(&pids);
+        for g in &mut gos {
+            g.go().await;
+        }
+        gather(
+            &mut rx,
+            workers,
+            "run",
+            &mut ticker,
+            &mut progress,
+            &mut results,
+        )
+        .await?;
+        let end = procstat::sample(&pids);
+        for g in &mut gos {
+            g.go().await;
+        }
+        gather(
+            &mut rx,
+            workers,
+            "close",
+            &mut ticker,
+            &mut progress,
+            &mut results,
+        )
+        .await?;
+        Ok::<_, String>((start, end))
+    }
+    .await;
+    ticker.done();
+    let (start, end) = outcome?;
+    let mut result = RunResult {
+        scenario: scenario.name().into(),
+        target: format!("{:?}", common.target).to_lowercase(),
+        codec: format!("{:?}", common.codec).to_lowercase(),
+        label: common.label.clone(),
+        urls: common.urls.clone(),
+        workers,
+        params: scenario.params(),
+        duration_s: end.at.duration_since(start.at).as_secs_f64(),
+        ..Default::default()
+    };
+    result.merge(&results, scenario.is_broadcast());
+    if !pids.is_empty() {
+        let cpu_s = end.cpu_s - start.cpu_s;
+        result.server = Some(ServerUsage {
+            pids,
+            rss_before_kib: before.rss_kib,
+            rss_after_kib: end.rss_kib,
+            rss_per_conn_kib: (end.rss_kib as f64 - before.rss_kib as f64)
+                / result.connections.max(1) as f64,
+            cpu_s,
+            cpu_cores: cpu_s / result.duration_s.max(1e-3),
+        });
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_everything_once() {
+        let mut next = 0;
+        for index in 0..3 {
+            let s = Share {
+                index,
+                count: 3,
+                run_id: "x".into(),
+            };
+            let r = s.range(10);
+            assert_eq!(r.start, next);
+            next = r.end;
+        }
+        assert_eq!(next, 10);
+        assert!(Share::from_env("1/2/ab").is_some());
+        assert!(Share::from_env("2/2/ab").is_none());
+    }
+}

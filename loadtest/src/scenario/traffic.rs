@@ -1,0 +1,343 @@
+//! `broadcast`, `rooms` and `direct`: messages flowing, measured end to end.
+//!
+//! All three connect their share, wait at the first barrier, then run every
+//! connection through [`run_conn`] for `--duration` of sending plus a drain
+//! (until deliveries and answers stop changing for 1 s, at most `--drain`).
+//! The second barrier comes while connections are still open, so the server's
+//! RSS under load is sampled too.
+//!
+//! Loss accounting:
+//! - `broadcast`: senders are extra connections; every receiver should get
+//!   every accepted message: expected = accepted × receivers (over all
+//!   workers, computed by the driver).
+//! - `rooms`: whole rooms belong to one worker; expected = Σ over rooms of
+//!   accepted publishes × joined non-publishing members.
+//! - `direct`: whole pairs belong to one worker; every id a sender got in a
+//!   `reply ok` must reach the peer (lost otherwise); a repeated id is a
+//!   duplicate; a delivered id the sender never saw accepted is unconfirmed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::conn::{run_conn, Outcome, Role, SendKind, SendPlan};
+use super::{close_all, Ctx};
+use crate::cli::{BroadcastArgs, DirectArgs, RoomsArgs, Traffic};
+use crate::coord::Ctl;
+use crate::stats::{HistData, WorkerResult};
+use crate::wire::{Client, Target};
+
+/// Runs every connection with its role through send + drain, meets the
+/// second barrier, and returns each outcome with its tag.
+async fn measure<T: Send + 'static>(
+    ctx: &Ctx,
+    traffic: &Traffic,
+    ctl: &mut Ctl,
+    conns: Vec<(T, u64, Client, Role)>,
+    until: Instant,
+) -> Result<Vec<(T, Outcome)>, String> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut set = JoinSet::new();
+    for (tag, g, client, role) in conns {
+        let (live, stop) = (ctx.live.clone(), stop_rx.clone());
+        set.spawn(async move { (tag, run_conn(client, role, g as usize, live, stop).await) });
+    }
+    tokio::time::sleep_until(until.into()).await;
+    let deadline = Instant::now() + traffic.drain;
+    let quiet = Duration::from_secs(1).min(traffic.drain);
+    let seen =
+        || ctx.live.delivered.load(Ordering::Relaxed) + ctx.live.replies.load(Ordering::Relaxed);
+    let (mut last, mut since) = (seen(), Instant::now());
+    while Instant::now() < deadline && since.elapsed() < quiet {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = seen();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    ctl.barrier().await?;
+    let _ = stop_tx.send(true);
+    let mut outcomes = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(o) = joined {
+            outcomes.push(o);
+        }
+    }
+    Ok(outcomes)
+}
+
+fn plan(traffic: &Traffic, kind: SendKind, rate: f64, sender: u64, start: Instant) -> SendPlan {
+    SendPlan {
+        kind,
+        rate,
+        window: traffic.window.max(1),
+        size: traffic.size,
+        start,
+        until: start,
+        sender,
+    }
+}
+
+/// Sums outcomes into a result and closes the connections still open.
+async fn tally(ctx: &Ctx, outcomes: Vec<Outcome>, r: &mut WorkerResult) {
+    let mut alive = Vec::new();
+    for o in outcomes {
+        r.sent += o.sent;
+        r.accepted += o.accepted;
+        r.delivered += o.delivered;
+        r.duplicates += o.duplicates;
+        r.send_secs = r.send_secs.max(o.send_secs);
+        for (k, v) in o.rejected {
+            *r.rejected.entry(k).or_default() += v;
+        }
+        match o.client {
+            Some(c) => alive.push(c),
+            None => r.dropped += 1,
+        }
+    }
+    r.latency = HistData::from_hist(&ctx.live.latency.snapshot());
+    close_all(&ctx.live, alive).await;
+}
+
+fn start_window(ctx: &Ctx) -> (Instant, Instant) {
+    let start = Instant::now();
+    (start, start + ctx.common.duration)
+}
+
+pub async fn broadcast(
+    ctx: &Ctx,
+    args: &BroadcastArgs,
+    ctl: &mut Ctl,
+) -> Result<WorkerResult, String> {
+    let receivers = ctx.share.range(args.connections);
+    let senders = ctx.share.range(args.senders);
+    let plan_ids = receivers
+        .chain(senders.map(|s| args.connections + s))
+        .map(|g| (g, ctx.endpoint_of(g)))
+        .collect();
+    let opened = ctx.open(plan_ids, 0.0).await;
+    let mut result = WorkerResult {
+        connections: opened.clients.len() as u64,
+        connect_failures: opened.failures,
+        handshake: HistData::from_hist(&opened.handshake),
+        ..Default::default()
+    };
+    ctl.barrier().await?;
+
+    let (start, until) = start_window(ctx);
+    let rate = args.traffic.rate / args.senders.max(1) as f64;
+    let conns = opened
+        .clients
+        .into_iter()
+        .map(|(g, client)| {
+            let role = if g >= args.connections {
+                let mut p = plan(&args.traffic, SendKind::Broadcast, rate, g, start);
+                p.until = until;
+                Role {
+                    send: Some(p),
+                    ..Role::default()
+                }
+            } else {
+                Role {
+                    receive: true,
+                    ..Role::default()
+                }
+            };
+            (g, g, client, role)
+        })
+        .collect::<Vec<_>>();
+    result.senders = conns.iter().filter(|c| c.3.send.is_some()).count() as u64;
+    result.receivers = conns.len() as u64 - result.senders;
+    let outcomes = measure(ctx, &args.traffic, ctl, conns, until).await?;
+    tally(
+        ctx,
+        outcomes.into_iter().map(|(_, o)| o).collect(),
+        &mut result,
+    )
+    .await;
+    Ok(result)
+}
+
+/// Joins every opened member to its room; returns the members that joined.
+async fn join_rooms(
+    ctx: &Ctx,
+    members: u64,
+    clients: Vec<(u64, Client)>,
+    failures: &mut BTreeMap<String, u64>,
+) -> Vec<(u64, Client)> {
+    let sem = Arc::new(Semaphore::new(ctx.common.concurrency.max(1)));
+    let mut set = JoinSet::new();
+    for (g, mut client) in clients {
+        let room = ctx.room(g / members);
+        let timeout = ctx.common.connect_timeout;
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = client.join(&room, timeout).await;
+            (g, client, r)
+        });
+    }
+    let mut joined = Vec::new();
+    while let Some(res) = set.join_next().await {
+        match res {
+            Ok((g, client, Ok(()))) => joined.push((g, client)),
+            Ok((_, client, Err(e))) => {
+                *failures.entry(format!("join_{}", e.kind())).or_default() += 1;
+                ctx.live.open.fetch_sub(1, Ordering::Relaxed);
+                drop(client);
+            }
+            Err(_) => *failures.entry("panic".into()).or_default() += 1,
+        }
+    }
+    joined
+}
+
+pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerResult, String> {
+    if ctx.common.target != Target::Wsgate {
+        return Err("rooms needs --target wsgate".into());
+    }
+    let k = args.members.max(1);
+    let plan_ids = ctx
+        .share
+        .range(args.rooms)
+        .flat_map(|r| (r * k..(r + 1) * k).map(|g| (g, ctx.endpoint_of(g))))
+        .collect();
+    let opened = ctx.open(plan_ids, 0.0).await;
+    let mut failures = opened.failures;
+    let joined = join_rooms(ctx, k, opened.clients, &mut failures).await;
+    let mut result = WorkerResult {
+        connections: joined.len() as u64,
+        connect_failures: failures,
+        handshake: HistData::from_hist(&opened.handshake),
+        ..Default::default()
+    };
+    ctl.barrier().await?;
+
+    let (start, until) = start_window(ctx);
+    let rate = args.traffic.rate / (args.rooms * args.publishers).max(1) as f64;
+    let mut receivers_in: BTreeMap<u64, u64> = BTreeMap::new();
+    let conns = joined
+        .into_iter()
+        .map(|(g, client)| {
+            let room = g / k;
+            let role = if g % k < args.publishers {
+                let kind = SendKind::Publish(ctx.room(room));
+                let mut p = plan(&args.traffic, kind, rate, g, start);
+                p.until = until;
+                Role {
+                    send: Some(p),
+                    ..Role::default()
+                }
+            } else {
+                *receivers_in.entry(room).or_default() += 1;
+                Role {
+                    receive: true,
+                    ..Role::default()
+                }
+            };
+            (room, g, client, role)
+        })
+        .collect::<Vec<_>>();
+    result.senders = conns.iter().filter(|c| c.3.send.is_some()).count() as u64;
+    result.receivers = conns.len() as u64 - result.senders;
+    let outcomes = measure(ctx, &args.traffic, ctl, conns, until).await?;
+    let mut expected = 0;
+    for (room, o) in &outcomes {
+        expected += o.accepted * receivers_in.get(room).copied().unwrap_or_default();
+    }
+    result.expected = Some(expected);
+    tally(
+        ctx,
+        outcomes.into_iter().map(|(_, o)| o).collect(),
+        &mut result,
+    )
+    .await;
+    Ok(result)
+}
+
+pub async fn direct(ctx: &Ctx, args: &DirectArgs, ctl: &mut Ctl) -> Result<WorkerResult, String> {
+    if ctx.common.target != Target::Wsgate {
+        return Err("direct needs --target wsgate".into());
+    }
+    let nodes = ctx.endpoints.len() as u64;
+    let pairs = ctx.share.range(args.pairs);
+    let plan_ids = pairs
+        .flat_map(|p| {
+            let a = (p % nodes) as usize;
+            let b = ((p + 1) % nodes) as usize;
+            [(2 * p, a), (2 * p + 1, b)]
+        })
+        .collect();
+    let opened = ctx.open(plan_ids, 0.0).await;
+    let mut result = WorkerResult {
+        connect_failures: opened.failures,
+        handshake: HistData::from_hist(&opened.handshake),
+        ..Default::default()
+    };
+    // Only complete pairs take part: a message to an absent peer would wait
+    // in its inbox and look lost.
+    let mut by_pair: BTreeMap<u64, Vec<(u64, Client)>> = BTreeMap::new();
+    for (g, c) in opened.clients {
+        by_pair.entry(g / 2).or_default().push((g, c));
+    }
+    let mut complete = Vec::new();
+    let mut strays = Vec::new();
+    for (_, members) in by_pair {
+        if members.len() == 2 {
+            complete.extend(members);
+        } else {
+            strays.extend(members.into_iter().map(|(_, c)| c));
+        }
+    }
+    close_all(&ctx.live, strays).await;
+    result.connections = complete.len() as u64;
+    ctl.barrier().await?;
+
+    let (start, until) = start_window(ctx);
+    let rate = args.traffic.rate / (2 * args.pairs).max(1) as f64;
+    let conns = complete
+        .into_iter()
+        .map(|(g, client)| {
+            let kind = SendKind::Direct(ctx.user(g ^ 1));
+            let mut p = plan(&args.traffic, kind, rate, g, start);
+            p.until = until;
+            let role = Role {
+                send: Some(p),
+                receive: true,
+                direct: true,
+            };
+            (g, g, client, role)
+        })
+        .collect::<Vec<_>>();
+    result.senders = conns.len() as u64;
+    result.receivers = conns.len() as u64;
+    let mut outcomes = measure(ctx, &args.traffic, ctl, conns, until).await?;
+    outcomes.sort_by_key(|(g, _)| *g);
+    let (mut lost, mut expected, mut unconfirmed) = (0, 0, 0);
+    for pair in outcomes.chunks(2) {
+        if let [(ga, a), (gb, b)] = pair {
+            if ga ^ 1 != *gb {
+                continue;
+            }
+            expected += (a.accepted_ids.len() + b.accepted_ids.len()) as u64;
+            lost += a.accepted_ids.difference(&b.received_ids).count() as u64;
+            lost += b.accepted_ids.difference(&a.received_ids).count() as u64;
+            unconfirmed += b.received_ids.difference(&a.accepted_ids).count() as u64;
+            unconfirmed += a.received_ids.difference(&b.accepted_ids).count() as u64;
+        }
+    }
+    result.expected = Some(expected);
+    result.lost = Some(lost);
+    result.unconfirmed = unconfirmed;
+    tally(
+        ctx,
+        outcomes.into_iter().map(|(_, o)| o).collect(),
+        &mut result,
+    )
+    .await;
+    Ok(result)
+}
