@@ -11,3 +11,17 @@ export { BoundedQueue } from './queue.js';
 export { RecentIds } from './dedupe.js';
 export { Heartbeat } from './heartbeat.js';
 export { tokenExpiry } from './token.js';
+
+/**
+ * @typedef {import('./client.js').ClientOptions} ClientOptions
+ * @typedef {import('./client.js').ClientEvents} ClientEvents
+ * @typedef {import('./client.js').ConnectionState} ConnectionState
+ * @typedef {import('./client.js').StateChange} StateChange
+ * @typedef {import('./client.js').Welcome} Welcome
+ * @typedef {import('./client.js').Message} Message
+ * @typedef {import('./client.js').PresenceEvent} PresenceEvent
+ * @typedef {import('./client.js').TypingEvent} TypingEvent
+ * @typedef {import('./client.js').Receipt} Receipt
+ * @typedef {import('./client.js').TokenProvider} TokenProvider
+ * @typedef {import('./codec.js').Codec} Codec
+ */

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Tests of the JavaScript SDK (clients/js) and the demo page:
+#   1. installs what is missing: redis-server and chromium (Debian packages),
+#      the npm dev dependencies (npm ci, from the committed package-lock.json);
+#   2. builds the server (cargo build -p wsgate);
+#   3. type-checks the SDK, tests and demo (tsc --noEmit, checkJs) and emits
+#      the .d.ts files users get (clients/js/types/, not committed);
+#   4. runs, with node's test runner: unit tests (fake timers, fake socket),
+#      integration tests (the SDK in Node against real wsgate nodes and
+#      redis-server) and browser tests (the demo page in headless Chromium,
+#      screenshots in test-artifacts/).
+# Tests start their servers on free loopback ports and kill them on exit.
+# Run from the repository root: scripts/test-js.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n== %s\n' "$*"; }
+
+if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "test-js: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  flock /tmp/apt.lock sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]}"
+fi
+
+log "npm ci (clients/js)"
+(cd clients/js && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+
+log "cargo build -p wsgate"
+cargo build -p wsgate
+export WSGATE_BIN="${WSGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/wsgate}"
+
+cd clients/js
+log "tsc: type check (checkJs) and .d.ts for users"
+node_modules/.bin/tsc -p tsconfig.json
+rm -rf types
+node_modules/.bin/tsc -p tsconfig.types.json
+
+log "node --test: unit, integration and browser tests"
+node --test --test-concurrency=1 test/unit/ test/integration/ test/browser/
