@@ -213,8 +213,10 @@ for p in "$ROOT/../shared/PROTOCOL.md" /work/shared/PROTOCOL.md; do [[ -f $p ]] 
 if [[ -n $PROTOCOL ]]; then
   check "dashboard and alert rules use only known metric names" \
     "$PY" deploy/checks/dashboard.py names "$DASH" helm/wsgate/rules/wsgate-alerts.yaml "$PROTOCOL"
+  check "every setting (contract and server) is exposed by the chart" \
+    "$PY" deploy/checks/settings.py "$PROTOCOL"
 else
-  log "PROTOCOL.md not found beside the repository: metric-name check skipped"
+  log "PROTOCOL.md not found beside the repository: metric-name and settings checks skipped"
 fi
 
 # --- Dockerfile --------------------------------------------------------------------------
