@@ -187,9 +187,9 @@ impl Fields<'_> {
     fn name(&mut self, field: &str, value: Option<Value>) -> Result<String, DecodeError> {
         match value {
             Some(Value::String(s)) if is_valid_name(&s) => Ok(s),
-            Some(Value::String(_)) => Err(self.err(format!(
-                "`{field}` must be 1-128 bytes of [A-Za-z0-9_.:@-]"
-            ))),
+            Some(Value::String(_)) => {
+                Err(self.err(format!("`{field}` must be 1-128 bytes of [A-Za-z0-9_.:@-]")))
+            }
             Some(_) => Err(self.err(format!("`{field}` must be a string"))),
             None => Err(self.err(format!("`{}` needs field `{field}`", self.ty))),
         }
@@ -199,7 +199,11 @@ impl Fields<'_> {
         value.ok_or_else(|| self.err(format!("`{}` needs field `content`", self.ty)))
     }
 
-    fn ack_ids(&mut self, id: Option<Value>, ids: Option<Value>) -> Result<Vec<String>, DecodeError> {
+    fn ack_ids(
+        &mut self,
+        id: Option<Value>,
+        ids: Option<Value>,
+    ) -> Result<Vec<String>, DecodeError> {
         let check = |v: Value| match v {
             Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_BYTES => Ok(s),
             _ => Err(()),

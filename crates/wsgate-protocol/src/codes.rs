@@ -87,6 +87,8 @@ pub enum CloseCode {
     Normal = 1000,
     /// 1001: going away (heartbeat timeout: the peer stopped answering).
     GoingAway = 1001,
+    /// 1002: a WebSocket protocol violation (bad framing, unmasked frame).
+    ProtocolError = 1002,
     /// 1007: a text frame that is not valid UTF-8.
     InvalidPayload = 1007,
     /// 1008: policy violation (repeated errors, token expired and not refreshed).
@@ -103,9 +105,10 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every code, for metric pre-registration.
-    pub const ALL: [CloseCode; 8] = [
+    pub const ALL: [CloseCode; 9] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
+        CloseCode::ProtocolError,
         CloseCode::InvalidPayload,
         CloseCode::Policy,
         CloseCode::TooBig,
@@ -124,6 +127,7 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "1000",
             CloseCode::GoingAway => "1001",
+            CloseCode::ProtocolError => "1002",
             CloseCode::InvalidPayload => "1007",
             CloseCode::Policy => "1008",
             CloseCode::TooBig => "1009",

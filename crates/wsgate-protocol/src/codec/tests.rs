@@ -14,36 +14,95 @@ fn msgpack_req(v: Value) -> Result<ClientRequest, DecodeError> {
 #[test]
 fn decodes_every_client_frame_in_both_codecs() {
     let cases = vec![
-        (json!({"type":"join","room":"r1","ref":1}), ClientFrame::Join { room: "r1".into() }),
-        (json!({"type":"leave","room":"r1"}), ClientFrame::Leave { room: "r1".into() }),
+        (
+            json!({"type":"join","room":"r1","ref":1}),
+            ClientFrame::Join { room: "r1".into() },
+        ),
+        (
+            json!({"type":"leave","room":"r1"}),
+            ClientFrame::Leave { room: "r1".into() },
+        ),
         (
             json!({"type":"send","to":"bob","content":{"a":[1,2]}}),
-            ClientFrame::Send { to: "bob".into(), content: json!({"a":[1,2]}) },
+            ClientFrame::Send {
+                to: "bob".into(),
+                content: json!({"a":[1,2]}),
+            },
         ),
         (
             json!({"type":"publish","room":"r","content":"hi"}),
-            ClientFrame::Publish { room: "r".into(), content: json!("hi") },
+            ClientFrame::Publish {
+                room: "r".into(),
+                content: json!("hi"),
+            },
         ),
-        (json!({"type":"broadcast","content":null}), ClientFrame::Broadcast { content: Value::Null }),
-        (json!({"type":"ack","id":"x1"}), ClientFrame::Ack { ids: vec!["x1".into()] }),
-        (json!({"type":"ack","ids":["a","b"]}), ClientFrame::Ack { ids: vec!["a".into(), "b".into()] }),
-        (json!({"type":"typing","to":"bob"}), ClientFrame::Typing { target: Target::User("bob".into()) }),
-        (json!({"type":"typing","room":"r"}), ClientFrame::Typing { target: Target::Room("r".into()) }),
-        (json!({"type":"presence","user":"bob"}), ClientFrame::Presence { target: Target::User("bob".into()) }),
-        (json!({"type":"presence","room":"r"}), ClientFrame::Presence { target: Target::Room("r".into()) }),
+        (
+            json!({"type":"broadcast","content":null}),
+            ClientFrame::Broadcast {
+                content: Value::Null,
+            },
+        ),
+        (
+            json!({"type":"ack","id":"x1"}),
+            ClientFrame::Ack {
+                ids: vec!["x1".into()],
+            },
+        ),
+        (
+            json!({"type":"ack","ids":["a","b"]}),
+            ClientFrame::Ack {
+                ids: vec!["a".into(), "b".into()],
+            },
+        ),
+        (
+            json!({"type":"typing","to":"bob"}),
+            ClientFrame::Typing {
+                target: Target::User("bob".into()),
+            },
+        ),
+        (
+            json!({"type":"typing","room":"r"}),
+            ClientFrame::Typing {
+                target: Target::Room("r".into()),
+            },
+        ),
+        (
+            json!({"type":"presence","user":"bob"}),
+            ClientFrame::Presence {
+                target: Target::User("bob".into()),
+            },
+        ),
+        (
+            json!({"type":"presence","room":"r"}),
+            ClientFrame::Presence {
+                target: Target::Room("r".into()),
+            },
+        ),
         (json!({"type":"ping","ref":"p"}), ClientFrame::Ping),
-        (json!({"type":"refresh","token":"t.t.t"}), ClientFrame::Refresh { token: "t.t.t".into() }),
+        (
+            json!({"type":"refresh","token":"t.t.t"}),
+            ClientFrame::Refresh {
+                token: "t.t.t".into(),
+            },
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(json_req(input.clone()).unwrap().frame, want, "json {input}");
-        assert_eq!(msgpack_req(input.clone()).unwrap().frame, want, "msgpack {input}");
+        assert_eq!(
+            msgpack_req(input.clone()).unwrap().frame,
+            want,
+            "msgpack {input}"
+        );
     }
 }
 
 #[test]
 fn errors_carry_the_ref_and_the_right_code() {
     let e = json_req(json!({"type":"join","ref":"r7"})).unwrap_err();
-    assert_eq!((e.code, e.r#ref), (ErrorCode::BadRequest, Some(Ref::Str("r7".into()))));
+    assert_eq!(
+        (e.code, e.r#ref),
+        (ErrorCode::BadRequest, Some(Ref::Str("r7".into())))
+    );
     let e = json_req(json!({"type":"join","room":5,"ref":3})).unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
     assert_eq!(e.r#ref, Some(Ref::Num(3.into())));
@@ -67,11 +126,19 @@ fn rejects_malformed_input_without_panicking() {
     ];
     for input in inputs {
         let e = decode_client(Codec::Json, input).unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadRequest, "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            e.code,
+            ErrorCode::BadRequest,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     let deep = "[".repeat(100_000);
     let e = json_req(json!({"type":"ping"})).map(|_| ()).and_then(|()| {
-        decode_client(Codec::Json, format!("{{\"type\":\"broadcast\",\"content\":{deep}").as_bytes())
+        decode_client(
+            Codec::Json,
+            format!("{{\"type\":\"broadcast\",\"content\":{deep}").as_bytes(),
+        )
     });
     assert_eq!(e.unwrap_err().code, ErrorCode::BadRequest);
     // MessagePack array header declaring 2^32-1 elements with no body.
@@ -113,8 +180,12 @@ fn server_frames_encode_with_the_contract_field_names() {
     reply.room = Some("r".into());
     reply.members = Some(vec!["a".into()]);
     let v: Value =
-        serde_json::from_slice(&encode_server(Codec::Json, &ServerFrame::Reply(reply)).unwrap()).unwrap();
-    assert_eq!(v, json!({"type":"reply","ref":5,"ok":true,"room":"r","members":["a"]}));
+        serde_json::from_slice(&encode_server(Codec::Json, &ServerFrame::Reply(reply)).unwrap())
+            .unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"reply","ref":5,"ok":true,"room":"r","members":["a"]})
+    );
 
     let err = ServerFrame::Error {
         r#ref: None,
@@ -123,7 +194,10 @@ fn server_frames_encode_with_the_contract_field_names() {
         retry_after_ms: Some(50),
     };
     let v: Value = serde_json::from_slice(&encode_server(Codec::Json, &err).unwrap()).unwrap();
-    assert_eq!(v, json!({"type":"error","code":"rate_limited","message":"slow down","retry_after_ms":50}));
+    assert_eq!(
+        v,
+        json!({"type":"error","code":"rate_limited","message":"slow down","retry_after_ms":50})
+    );
 }
 
 #[test]
@@ -131,7 +205,11 @@ fn encoded_frame_encodes_once_per_codec() {
     let f = EncodedFrame::new(ServerFrame::Pong { r#ref: None });
     let a = f.bytes(Codec::Json).unwrap();
     let b = f.bytes(Codec::Json).unwrap();
-    assert_eq!(a.as_ptr(), b.as_ptr(), "second call must share the first encoding");
+    assert_eq!(
+        a.as_ptr(),
+        b.as_ptr(),
+        "second call must share the first encoding"
+    );
     assert_eq!(&a[..], br#"{"type":"pong"}"#);
     let back: ServerFrame = rmp_serde::from_slice(&f.bytes(Codec::Msgpack).unwrap()).unwrap();
     assert_eq!(back, ServerFrame::Pong { r#ref: None });

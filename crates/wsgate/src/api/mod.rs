@@ -1,0 +1,269 @@
+//! The server API on the admin listener (contract section 8).
+//!
+//! Every route needs `Authorization: Bearer <api key>` except
+//! `GET /api/v1/openapi.json` (the description of this API, nothing secret).
+//! With no key configured every route answers 503. Errors are
+//! `{"error":CODE,"message":TEXT}`; [`ApiError`] is the one place that maps a
+//! failure to its status. Bodies over `api-max-body-bytes` get 413 before they
+//! are read; unknown fields in a body are a 400, so typos never pass silently.
+
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+use wsgate_protocol::names::is_valid_name;
+
+use crate::node::{Node, NodeError};
+use crate::server::{error, json as json_response, respond, Body};
+
+/// Route labels for `wsgate_api_requests_total`.
+pub const ROUTES: [&str; 7] = [
+    "publish",
+    "rooms",
+    "users",
+    "disconnect",
+    "nodes",
+    "openapi",
+    "unknown",
+];
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Why an API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong API key (Authorization: Bearer <key>)")]
+    Unauthorized,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body over {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        let (status, code) = self.status_and_code();
+        error(status, code, self.to_string())
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Unavailable => ApiError::Unavailable(e.to_string()),
+            NodeError::Forbidden(_) | NodeError::TooManyRooms(_) => {
+                ApiError::Forbidden(e.to_string())
+            }
+        }
+    }
+}
+
+/// Handles one `/api/...` request.
+pub async fn handle(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+    let (route, result) = dispatch(node, req).await;
+    let res = result.unwrap_or_else(|e| e.response());
+    node.metrics.api_request(route, res.status().as_u16());
+    res
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorize(node: &Node, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(key) = &node.config.api_key else {
+        return Err(ApiError::Unavailable(
+            "the server API is disabled: no --api-key configured".into(),
+        ));
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+fn name(segment: &str, what: &str) -> Result<String, ApiError> {
+    if is_valid_name(segment) {
+        Ok(segment.to_owned())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "invalid {what}: 1-128 bytes of [A-Za-z0-9_.:@-]"
+        )))
+    }
+}
+
+async fn dispatch(
+    node: &Arc<Node>,
+    req: Request<Incoming>,
+) -> (&'static str, Result<Response<Body>, ApiError>) {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let route = match segments.as_slice() {
+        ["api", "v1", "publish"] => "publish",
+        ["api", "v1", "rooms", _] => "rooms",
+        ["api", "v1", "users", _] => "users",
+        ["api", "v1", "users", _, "disconnect"] => "disconnect",
+        ["api", "v1", "nodes"] => "nodes",
+        ["api", "v1", "openapi.json"] => "openapi",
+        _ => return ("unknown", Err(ApiError::NotFound)),
+    };
+    let expected = if matches!(route, "publish" | "disconnect") {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    if method != expected {
+        return (route, Err(ApiError::MethodNotAllowed));
+    }
+    if route == "openapi" {
+        return (
+            route,
+            Ok(respond(StatusCode::OK, "application/json", OPENAPI.into())),
+        );
+    }
+    if let Err(e) = authorize(node, &req) {
+        return (route, Err(e));
+    }
+    let result = match (route, segments.as_slice()) {
+        ("publish", _) => publish(node, req).await,
+        ("rooms", [.., room]) => match name(room, "room name") {
+            Ok(room) => node
+                .room_members(&room)
+                .await
+                .map(|members| {
+                    json_response(StatusCode::OK, &json!({"room": room, "members": members}))
+                })
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
+        ("users", [.., user]) => match name(user, "user id") {
+            Ok(user) => node
+                .user_connections(&user)
+                .await
+                .map(|n| {
+                    json_response(
+                        StatusCode::OK,
+                        &json!({"user": user, "online": n > 0, "connections": n}),
+                    )
+                })
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
+        ("disconnect", [.., user, _]) => match name(user, "user id") {
+            Ok(user) => node
+                .disconnect_user(&user)
+                .await
+                .map(|n| json_response(StatusCode::OK, &json!({"disconnected": n})))
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
+        ("nodes", _) => node
+            .nodes()
+            .await
+            .map(|nodes| json_response(StatusCode::OK, &json!(nodes)))
+            .map_err(ApiError::from),
+        _ => Err(ApiError::NotFound),
+    };
+    (route, result)
+}
+
+/// The body of `POST /api/v1/publish`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    room: Option<String>,
+    #[serde(default)]
+    broadcast: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    content: Option<Value>,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+async fn read_body(node: &Node, req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    let limit = node.config.api_max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge(limit)),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the body: {e}"
+        ))),
+    }
+}
+
+async fn publish(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let bytes = read_body(node, req).await?;
+    let body: PublishBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let content = body
+        .content
+        .ok_or_else(|| ApiError::BadRequest("missing field `content`".into()))?;
+    let from = name(body.from.as_deref().unwrap_or("server"), "`from`")?;
+    match (body.to, body.room, body.broadcast) {
+        (Some(to), None, None | Some(false)) => {
+            let to = name(&to, "`to`")?;
+            let (id, online) = node.send_direct(&from, &to, content).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"id": id, "online": online}),
+            ))
+        }
+        (None, Some(room), None | Some(false)) => {
+            let room = name(&room, "`room`")?;
+            let id = node.publish_room(None, &from, &room, content).await?;
+            Ok(json_response(StatusCode::OK, &json!({"id": id})))
+        }
+        (None, None, Some(true)) => {
+            let id = node.broadcast(&from, content).await?;
+            Ok(json_response(StatusCode::OK, &json!({"id": id})))
+        }
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of `to`, `room` or `\"broadcast\": true`".into(),
+        )),
+    }
+}

@@ -1,0 +1,210 @@
+//! In-memory cluster: the standalone default, and a shared bus for several
+//! nodes in one process (tests).
+//!
+//! State mirrors what the Redis broker keeps in Redis: per user, per node
+//! connection counts; per room, per user, the set of nodes with a member
+//! connection; per room, the nodes interested in its traffic.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use wsgate_protocol::bus::Envelope;
+
+use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
+
+#[derive(Default)]
+struct State {
+    nodes: HashMap<String, (Weak<dyn BusSink>, NodeInfo)>,
+    users: HashMap<String, HashMap<String, u64>>,
+    members: HashMap<String, HashMap<String, HashSet<String>>>,
+    interest: HashMap<String, HashSet<String>>,
+}
+
+/// A bus shared by the nodes of one process.
+#[derive(Default, Clone)]
+pub struct MemoryBus {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryBus {
+    pub fn new() -> MemoryBus {
+        MemoryBus::default()
+    }
+
+    /// A broker for node `node_id` on this bus.
+    pub fn broker(&self, node_id: &str) -> MemoryBroker {
+        let started_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let info = NodeInfo {
+            node: node_id.to_owned(),
+            connections: 0,
+            started_at,
+        };
+        MemoryBroker {
+            bus: self.clone(),
+            node: node_id.to_owned(),
+            info,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One node's handle on a [`MemoryBus`].
+pub struct MemoryBroker {
+    bus: MemoryBus,
+    node: String,
+    info: NodeInfo,
+}
+
+impl MemoryBroker {
+    /// A standalone broker on a bus of its own.
+    pub fn standalone(node_id: &str) -> MemoryBroker {
+        MemoryBus::new().broker(node_id)
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    fn start(&self, sink: Weak<dyn BusSink>) {
+        self.bus
+            .lock()
+            .nodes
+            .insert(self.node.clone(), (sink, self.info.clone()));
+    }
+
+    async fn publish(&self, route: &Route, envelope: &Envelope) -> Result<usize, BrokerError> {
+        let targets: Vec<Weak<dyn BusSink>> = {
+            let state = self.bus.lock();
+            let names: Vec<&String> = match route {
+                Route::User(user) => state
+                    .users
+                    .get(user)
+                    .map(|m| m.keys().collect())
+                    .unwrap_or_default(),
+                Route::Room(room) => state
+                    .interest
+                    .get(room)
+                    .map(|s| s.iter().collect())
+                    .unwrap_or_default(),
+                Route::Broadcast => state.nodes.keys().collect(),
+            };
+            names
+                .into_iter()
+                .filter(|n| **n != self.node)
+                .filter_map(|n| state.nodes.get(n).map(|(s, _)| s.clone()))
+                .collect()
+        };
+        let mut reached = 0;
+        for sink in targets.iter().filter_map(Weak::upgrade) {
+            sink.deliver(envelope.clone());
+            reached += 1;
+        }
+        Ok(reached)
+    }
+
+    async fn user_connections(&self, user: &str, delta: i64) -> Result<(), BrokerError> {
+        let mut state = self.bus.lock();
+        let per_node = state.users.entry(user.to_owned()).or_default();
+        let n = per_node.entry(self.node.clone()).or_insert(0);
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            per_node.remove(&self.node);
+            if per_node.is_empty() {
+                state.users.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    async fn user_status(&self, user: &str) -> Result<u64, BrokerError> {
+        Ok(self
+            .bus
+            .lock()
+            .users
+            .get(user)
+            .map_or(0, |m| m.values().sum()))
+    }
+
+    async fn room_member(&self, room: &str, user: &str, joined: bool) -> Result<bool, BrokerError> {
+        let mut state = self.bus.lock();
+        let room_map = state.members.entry(room.to_owned()).or_default();
+        let nodes = room_map.entry(user.to_owned()).or_default();
+        let changed = if joined {
+            let was_empty = nodes.is_empty();
+            nodes.insert(self.node.clone());
+            was_empty
+        } else {
+            nodes.remove(&self.node) && nodes.is_empty()
+        };
+        if nodes.is_empty() {
+            room_map.remove(user);
+            if room_map.is_empty() {
+                state.members.remove(room);
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn room_members(&self, room: &str) -> Result<Vec<String>, BrokerError> {
+        let mut members: Vec<String> = self
+            .bus
+            .lock()
+            .members
+            .get(room)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        members.sort();
+        Ok(members)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, BrokerError> {
+        let mut nodes: Vec<NodeInfo> = self
+            .bus
+            .lock()
+            .nodes
+            .values()
+            .filter(|(sink, _)| sink.strong_count() > 0)
+            .map(|(_, info)| info.clone())
+            .collect();
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(nodes)
+    }
+
+    fn room_interest(&self, room: &str, interested: bool) {
+        let mut state = self.bus.lock();
+        if interested {
+            state
+                .interest
+                .entry(room.to_owned())
+                .or_default()
+                .insert(self.node.clone());
+        } else if let Some(set) = state.interest.get_mut(room) {
+            set.remove(&self.node);
+            if set.is_empty() {
+                state.interest.remove(room);
+            }
+        }
+    }
+
+    fn set_local_connections(&self, n: u64) {
+        if let Some((_, info)) = self.bus.lock().nodes.get_mut(&self.node) {
+            info.connections = n;
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        true
+    }
+
+    async fn shutdown(&self) {
+        let mut state = self.bus.lock();
+        state.nodes.remove(&self.node);
+    }
+}

@@ -1,0 +1,112 @@
+//! The cluster: how a node reaches users on other nodes, and who is where.
+//!
+//! The [`Broker`] trait is everything the node needs from the cluster:
+//! publishing envelopes to the nodes that need them, the user registry
+//! (user → nodes), cluster-wide room membership, and the node list. Inbound
+//! envelopes arrive through the [`BusSink`] the node attaches.
+//!
+//! Two implementations:
+//! - [`memory::MemoryBroker`]: standalone mode, and several nodes in one process
+//!   sharing one [`memory::MemoryBus`] (tests);
+//! - `redis::RedisBroker`: cluster mode over Redis pub/sub (see that module for
+//!   every key and channel).
+//!
+//! Local delivery is the node's job: a broker never hands an envelope back to
+//! the node that published it.
+
+pub mod memory;
+pub mod redis;
+
+use std::sync::Weak;
+
+use async_trait::async_trait;
+use wsgate_protocol::bus::Envelope;
+
+/// Where an envelope goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The nodes holding a connection of this user.
+    User(String),
+    /// The nodes with a member of this room.
+    Room(String),
+    /// Every node.
+    Broadcast,
+}
+
+/// A node as the cluster sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    pub node: String,
+    pub connections: u64,
+    pub started_at: u64,
+}
+
+/// A snapshot of what this node holds, re-registered by a broker after it
+/// reconnects so the cluster registry matches the hub.
+#[derive(Debug, Clone, Default)]
+pub struct LocalState {
+    pub users: Vec<(String, u64)>,
+    pub rooms: Vec<(String, Vec<String>)>,
+}
+
+/// Why the cluster could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("the cluster bus is unavailable: {0}")]
+    Unavailable(String),
+    #[error("cluster operation timed out")]
+    Timeout,
+}
+
+/// Receives envelopes published by other nodes. Must not block.
+pub trait BusSink: Send + Sync {
+    fn deliver(&self, envelope: Envelope);
+    /// Nodes declared dead by this node; the sink announces their users' leaves.
+    fn nodes_died(&self, _leaves: Vec<(String, String)>) {}
+    /// This node's users (with connection counts) and rooms (with member
+    /// users), for re-registering after the broker reconnects.
+    fn local_state(&self) -> LocalState {
+        LocalState::default()
+    }
+}
+
+/// Everything the node needs from the cluster.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Attaches the sink for inbound envelopes and starts background work
+    /// (subscriptions, heartbeats). Called once.
+    fn start(&self, sink: Weak<dyn BusSink>);
+
+    /// Publishes to the other nodes on `route`; returns how many nodes it
+    /// reached (for `Route::User`: the other nodes holding the user).
+    async fn publish(&self, route: &Route, envelope: &Envelope) -> Result<usize, BrokerError>;
+
+    /// This node's connection count for `user` changed by `delta`.
+    async fn user_connections(&self, user: &str, delta: i64) -> Result<(), BrokerError>;
+
+    /// Connections of `user` in the whole cluster.
+    async fn user_status(&self, user: &str) -> Result<u64, BrokerError>;
+
+    /// This node gained its first (`joined`) or lost its last member connection
+    /// of `user` in `room`. Returns true when the user's cluster-wide
+    /// membership changed (joined the room, or left it entirely).
+    async fn room_member(&self, room: &str, user: &str, joined: bool) -> Result<bool, BrokerError>;
+
+    /// Members of a room in the whole cluster.
+    async fn room_members(&self, room: &str) -> Result<Vec<String>, BrokerError>;
+
+    /// Live nodes.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, BrokerError>;
+
+    /// This node has (or no longer has) a member of `room`: subscribe to its traffic.
+    fn room_interest(&self, room: &str, interested: bool);
+
+    /// This node's connection count, for the node list.
+    fn set_local_connections(&self, n: u64);
+
+    /// True when the broker can route: connected and subscribed.
+    fn is_up(&self) -> bool;
+
+    /// Stops background work and removes this node from the cluster.
+    async fn shutdown(&self);
+}

@@ -1,0 +1,103 @@
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+    let mut argv = vec!["wsgate"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv)
+        .expect("flags parse")
+        .into_config()
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let c = Config::default();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.admin_listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(c.redis_prefix, "wsgate");
+    assert!(c.redis_url.is_none());
+    assert!(!c.allow_anonymous);
+    assert_eq!(c.allowed_origins, OriginPolicy::SameHost);
+    assert_eq!(
+        (c.max_connections, c.max_connections_per_ip),
+        (1_000_000, 1000)
+    );
+    assert_eq!(
+        (c.max_message_bytes, c.rate_limit, c.max_rooms),
+        (65536, 20, 100)
+    );
+    assert_eq!(c.ping_interval, Duration::from_secs(25));
+    assert_eq!(c.pong_timeout, Duration::from_secs(10));
+    assert_eq!(c.ack_timeout, Duration::from_secs(10));
+    assert_eq!(c.inbox_max, 1000);
+    assert_eq!(c.inbox_ttl, Duration::from_secs(7 * 86400));
+    assert_eq!(c.node_ttl, Duration::from_secs(15));
+    assert_eq!(c.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.log_format, LogFormat::Text);
+}
+
+#[test]
+fn durations_accept_the_documented_units() {
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+    assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+    assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+    assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+    for bad in ["", "s", "10x", "-1s", "1.5s", "99999999999999999999d"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn bad_values_name_the_setting() {
+    for (args, name) in [
+        (vec!["--max-rooms", "zero"], "max-rooms"),
+        (vec!["--max-rooms", "0"], "max-rooms"),
+        (vec!["--ping-interval", "10 parsecs"], "ping-interval"),
+        (vec!["--listen", "nowhere"], "listen"),
+        (vec!["--redis-url", "http://x"], "redis-url"),
+        (vec!["--log-format", "xml"], "log-format"),
+        (vec!["--allow-anonymous", "maybe"], "allow-anonymous"),
+        (vec!["--node-id", "a b"], "node-id"),
+    ] {
+        let err = parse(&args).unwrap_err().to_string();
+        assert!(err.contains(&format!("--{name}")), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn flags_override_the_file_and_the_file_overrides_defaults() {
+    let dir = std::env::temp_dir().join(format!("wsgate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wsgate.toml");
+    std::fs::write(
+        &file,
+        "max_rooms = 7\nrate_limit = 5\nallowed_origins = [\"https://a.example\", \"https://b.example\"]\nallow_anonymous = true\n",
+    )
+    .unwrap();
+    let c = parse(&["--config", file.to_str().unwrap(), "--rate-limit", "9"]).unwrap();
+    assert_eq!(c.max_rooms, 7, "file beats default");
+    assert_eq!(c.rate_limit, 9, "flag beats file");
+    assert!(c.allow_anonymous);
+    assert_eq!(
+        c.allowed_origins,
+        OriginPolicy::List(vec!["https://a.example".into(), "https://b.example".into()])
+    );
+
+    std::fs::write(&file, "max_roomz = 7\n").unwrap();
+    let err = parse(&["--config", file.to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_roomz"), "{err}");
+    let err = parse(&["--config", "/nonexistent/wsgate.toml"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/wsgate.toml"), "{err}");
+}
+
+#[test]
+fn auth_must_be_configured() {
+    let mut c = Config::default();
+    assert!(c.check_auth().is_err());
+    c.allow_anonymous = true;
+    assert!(c.check_auth().is_ok());
+}

@@ -1,0 +1,69 @@
+//! The `wsgate` binary: parse settings, start logging, bind, run until
+//! SIGTERM or SIGINT, drain, exit 0. A bad setting exits 2 naming it.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use wsgate::config::Cli;
+
+fn main() -> ExitCode {
+    let config = match Cli::parse()
+        .into_config()
+        .and_then(|c| c.check_auth().map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wsgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    wsgate::telemetry::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wsgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let bind = |addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        };
+        let listeners = match (bind(config.listen).await, bind(config.admin_listen).await) {
+            (Ok(public), Ok(admin)) => wsgate::Listeners { public, admin },
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("wsgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match wsgate::run(config, listeners, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsgate: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can only be killed; run anyway.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,419 @@
+//! Every metric of the node, created once and cached (contract section 9).
+//!
+//! Handles for labelled metrics are resolved at start-up into arrays indexed by
+//! the label's enum, so the hot path never looks up a label. Every label takes a
+//! value from a fixed set (frame type, error code, close code, message kind,
+//! rejection reason, API route and status): never a user id or room name.
+//! Each labelled series is pre-registered at zero so dashboards and alerts see
+//! it before the first event.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use wsgate_protocol::{ClientFrame, CloseCode, ErrorCode, Kind};
+
+/// Why an upgrade or connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    BadRequest,
+    Unauthorized,
+    Origin,
+    IpLimit,
+    NodeFull,
+    Draining,
+    HandshakeLimit,
+}
+
+impl RejectReason {
+    const ALL: [RejectReason; 7] = [
+        RejectReason::BadRequest,
+        RejectReason::Unauthorized,
+        RejectReason::Origin,
+        RejectReason::IpLimit,
+        RejectReason::NodeFull,
+        RejectReason::Draining,
+        RejectReason::HandshakeLimit,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::Unauthorized => "unauthorized",
+            RejectReason::Origin => "origin",
+            RejectReason::IpLimit => "ip_limit",
+            RejectReason::NodeFull => "node_full",
+            RejectReason::Draining => "draining",
+            RejectReason::HandshakeLimit => "handshake_limit",
+        }
+    }
+}
+
+/// A broker operation, for `wsgate_broker_errors_total{op}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerOp {
+    Publish,
+    Subscribe,
+    Presence,
+    Registry,
+    Inbox,
+    Heartbeat,
+    Decode,
+    Dropped,
+}
+
+impl BrokerOp {
+    const ALL: [BrokerOp; 8] = [
+        BrokerOp::Publish,
+        BrokerOp::Subscribe,
+        BrokerOp::Presence,
+        BrokerOp::Registry,
+        BrokerOp::Inbox,
+        BrokerOp::Heartbeat,
+        BrokerOp::Decode,
+        BrokerOp::Dropped,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BrokerOp::Publish => "publish",
+            BrokerOp::Subscribe => "subscribe",
+            BrokerOp::Presence => "presence",
+            BrokerOp::Registry => "registry",
+            BrokerOp::Inbox => "inbox",
+            BrokerOp::Heartbeat => "heartbeat",
+            BrokerOp::Decode => "decode",
+            BrokerOp::Dropped => "dropped",
+        }
+    }
+}
+
+/// Labels for a close that had no close frame (the peer vanished).
+pub const DISCONNECT_ABNORMAL: &str = "1006";
+
+/// All metric handles of one node.
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_accepted: IntCounter,
+    rejected: Vec<IntCounter>,
+    disconnects: Vec<IntCounter>,
+    disconnect_abnormal: IntCounter,
+    disconnects_by_client: IntCounter,
+    frames_received: Vec<IntCounter>,
+    frames_received_unknown: IntCounter,
+    frame_errors: Vec<IntCounter>,
+    published: Vec<IntCounter>,
+    delivered: Vec<IntCounter>,
+    latency: Vec<Histogram>,
+    pub slow_consumer_disconnects: IntCounter,
+    pub rate_limited: IntCounter,
+    pub rooms: IntGauge,
+    pub inbox_stored: IntCounter,
+    pub inbox_replayed: IntCounter,
+    pub inbox_acked: IntCounter,
+    pub inbox_dropped_trimmed: IntCounter,
+    pub inbox_dropped_expired: IntCounter,
+    pub broker_published: IntCounter,
+    pub broker_received: IntCounter,
+    broker_errors: Vec<IntCounter>,
+    pub broker_up: IntGauge,
+    pub cluster_nodes: IntGauge,
+    api_requests: IntCounterVec,
+    pub ready: IntGauge,
+    pub draining: IntGauge,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let v = IntCounterVec::new(Opts::new(name, help), &[label]).expect("metric definition");
+    registry
+        .register(Box::new(v.clone()))
+        .expect("unique metric");
+    v
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+impl Metrics {
+    /// Creates and registers every metric (and the process collector).
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            // The process collector only fails on non-Linux; metrics are optional there.
+            let _ = r.register(Box::new(pc));
+        }
+        let rejected = counter_vec(
+            &r,
+            "wsgate_connections_rejected_total",
+            "Upgrades refused, by reason.",
+            "reason",
+        );
+        let disconnects = counter_vec(
+            &r,
+            "wsgate_disconnects_total",
+            "Connections closed, by close code (1006: no close frame).",
+            "code",
+        );
+        let frames = counter_vec(
+            &r,
+            "wsgate_frames_received_total",
+            "Client frames decoded, by type (unknown: undecodable or unknown type).",
+            "type",
+        );
+        let errors = counter_vec(
+            &r,
+            "wsgate_frame_errors_total",
+            "Error frames sent, by code.",
+            "code",
+        );
+        let published = counter_vec(
+            &r,
+            "wsgate_messages_published_total",
+            "Messages accepted by this node, by kind.",
+            "kind",
+        );
+        let delivered = counter_vec(
+            &r,
+            "wsgate_messages_delivered_total",
+            "Messages written to client sockets on this node, by kind.",
+            "kind",
+        );
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "wsgate_delivery_latency_seconds",
+                "From acceptance by a node to the write to the recipient socket, by kind.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["kind"],
+        )
+        .expect("metric definition");
+        r.register(Box::new(latency.clone()))
+            .expect("unique metric");
+        let dropped = counter_vec(
+            &r,
+            "wsgate_inbox_dropped_total",
+            "Inbox messages dropped unacked, by reason.",
+            "reason",
+        );
+        let broker_errors = counter_vec(
+            &r,
+            "wsgate_broker_errors_total",
+            "Broker (Redis) failures, by operation.",
+            "op",
+        );
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "wsgate_api_requests_total",
+                "Server API requests, by route and status.",
+            ),
+            &["route", "status"],
+        )
+        .expect("metric definition");
+        r.register(Box::new(api_requests.clone()))
+            .expect("unique metric");
+        for route in crate::api::ROUTES {
+            api_requests.with_label_values(&[route, "200"]);
+        }
+
+        Metrics {
+            connections: gauge(
+                &r,
+                "wsgate_connections",
+                "Open WebSocket connections on this node.",
+            ),
+            connections_accepted: counter(
+                &r,
+                "wsgate_connections_accepted_total",
+                "WebSocket upgrades accepted.",
+            ),
+            rejected: RejectReason::ALL
+                .iter()
+                .map(|x| rejected.with_label_values(&[x.as_str()]))
+                .collect(),
+            disconnects: CloseCode::ALL
+                .iter()
+                .map(|c| disconnects.with_label_values(&[c.label()]))
+                .collect(),
+            disconnect_abnormal: disconnects.with_label_values(&[DISCONNECT_ABNORMAL]),
+            disconnects_by_client: disconnects.with_label_values(&["client"]),
+            frames_received: ClientFrame::TYPES
+                .iter()
+                .map(|t| frames.with_label_values(&[t]))
+                .collect(),
+            frames_received_unknown: frames.with_label_values(&["unknown"]),
+            frame_errors: ErrorCode::ALL
+                .iter()
+                .map(|c| errors.with_label_values(&[c.as_str()]))
+                .collect(),
+            published: Kind::ALL
+                .iter()
+                .map(|k| published.with_label_values(&[k.as_str()]))
+                .collect(),
+            delivered: Kind::ALL
+                .iter()
+                .map(|k| delivered.with_label_values(&[k.as_str()]))
+                .collect(),
+            latency: Kind::ALL
+                .iter()
+                .map(|k| latency.with_label_values(&[k.as_str()]))
+                .collect(),
+            slow_consumer_disconnects: counter(
+                &r,
+                "wsgate_slow_consumer_disconnects_total",
+                "Connections closed with 1013 because they did not read fast enough.",
+            ),
+            rate_limited: counter(
+                &r,
+                "wsgate_rate_limited_total",
+                "Client frames refused by the rate limit.",
+            ),
+            rooms: gauge(&r, "wsgate_rooms", "Rooms with a member on this node."),
+            inbox_stored: counter(
+                &r,
+                "wsgate_inbox_stored_total",
+                "Direct messages stored in inboxes.",
+            ),
+            inbox_replayed: counter(
+                &r,
+                "wsgate_inbox_replayed_total",
+                "Inbox messages replayed to reconnecting clients.",
+            ),
+            inbox_acked: counter(
+                &r,
+                "wsgate_inbox_acked_total",
+                "Inbox messages removed by a recipient's ack.",
+            ),
+            inbox_dropped_trimmed: dropped.with_label_values(&["trimmed"]),
+            inbox_dropped_expired: dropped.with_label_values(&["expired"]),
+            broker_published: counter(
+                &r,
+                "wsgate_broker_published_total",
+                "Envelopes this node published on the cluster bus.",
+            ),
+            broker_received: counter(
+                &r,
+                "wsgate_broker_received_total",
+                "Envelopes this node received from the cluster bus.",
+            ),
+            broker_errors: BrokerOp::ALL
+                .iter()
+                .map(|o| broker_errors.with_label_values(&[o.as_str()]))
+                .collect(),
+            broker_up: gauge(
+                &r,
+                "wsgate_broker_up",
+                "1 when the broker (Redis) is connected and subscribed.",
+            ),
+            cluster_nodes: gauge(
+                &r,
+                "wsgate_cluster_nodes",
+                "Live nodes seen in the cluster.",
+            ),
+            api_requests,
+            ready: gauge(&r, "wsgate_ready", "1 when /readyz answers 200."),
+            draining: gauge(
+                &r,
+                "wsgate_draining",
+                "1 while the node drains for shutdown.",
+            ),
+            registry: r,
+        }
+    }
+
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected[reason as usize].inc();
+    }
+
+    pub fn disconnect(&self, code: Option<CloseCode>) {
+        match code {
+            Some(c) => match CloseCode::ALL.iter().position(|x| *x == c) {
+                Some(i) => self.disconnects[i].inc(),
+                None => self.disconnect_abnormal.inc(),
+            },
+            None => self.disconnect_abnormal.inc(),
+        }
+    }
+
+    /// A close the client started (any code it chose).
+    pub fn disconnect_by_client(&self) {
+        self.disconnects_by_client.inc();
+    }
+
+    pub fn frame_received(&self, frame: &ClientFrame) {
+        let i = ClientFrame::TYPES
+            .iter()
+            .position(|t| *t == frame.type_name())
+            .unwrap_or(0);
+        self.frames_received[i].inc();
+    }
+
+    pub fn frame_unknown(&self) {
+        self.frames_received_unknown.inc();
+    }
+
+    pub fn frame_error(&self, code: ErrorCode) {
+        self.frame_errors[code as usize].inc();
+    }
+
+    pub fn published(&self, kind: Kind) {
+        self.published[kind as usize].inc();
+    }
+
+    pub fn delivered(&self, kind: Kind, latency_secs: f64) {
+        self.delivered[kind as usize].inc();
+        self.latency[kind as usize].observe(latency_secs);
+    }
+
+    pub fn broker_error(&self, op: BrokerOp) {
+        self.broker_errors[op as usize].inc();
+    }
+
+    pub fn api_request(&self, route: &'static str, status: u16) {
+        let mut buf = itoa_u16(status);
+        self.api_requests
+            .with_label_values(&[route, buf.as_str()])
+            .inc();
+        buf.clear();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let families = self.registry.gather();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(error = %e, "Metrics encoding failed.");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn itoa_u16(n: u16) -> String {
+    n.to_string()
+}

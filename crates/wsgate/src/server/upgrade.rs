@@ -1,0 +1,360 @@
+//! The `/ws` upgrade: checks in the contract's order, then the hand-over of the
+//! upgraded socket to a session.
+//!
+//! Refusals, each with a JSON body and counted by reason: 400 bad upgrade
+//! request · 503 draining or node full · 403 origin not allowed · 401 missing,
+//! invalid or expired token · 429 too many connections from this IP.
+//!
+//! The WebSocket runs on the hyper connection's upgraded IO with small buffers
+//! (see [`ws_config`]); the session task is tracked so the drain can wait for it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
+use wsgate_protocol::Codec;
+
+use super::http::{error, Body};
+use crate::auth::AuthError;
+use crate::config::{Config, OriginPolicy};
+use crate::metrics::RejectReason;
+use crate::node::Node;
+
+/// Read chunk per connection: small, because most connections are idle.
+const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes gathered before a write reaches the socket (a flush always writes).
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
+/// WebSocket settings for a server connection.
+pub fn ws_config(config: &Config) -> WebSocketConfig {
+    let hard = config.hard_message_limit();
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * hard)
+        .max_message_size(Some(hard))
+        .max_frame_size(Some(hard))
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Percent-decodes a query value; `None` when it is not valid UTF-8.
+fn decode_query(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether the request's `Origin` is allowed.
+pub fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
+    // Non-browser clients send no Origin; the check protects browsers.
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    match policy {
+        OriginPolicy::Any => true,
+        OriginPolicy::List(list) => list.iter().any(|o| *o == origin),
+        OriginPolicy::SameHost => {
+            let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+                return false;
+            };
+            let origin_host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            origin_host.is_some_and(|h| h.eq_ignore_ascii_case(host.trim()))
+        }
+    }
+}
+
+/// Handles `GET /ws`.
+pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let metrics = &node.metrics;
+    let refuse = |reason: RejectReason, status: StatusCode, code: &str, message: &str| {
+        metrics.rejected(reason);
+        debug!(peer = %peer, reason = reason.as_str(), "Upgrade refused.");
+        error(status, code, message)
+    };
+    let headers = req.headers();
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let well_formed = req.method() == http::Method::GET
+        && header_has_token(headers, header::CONNECTION, "upgrade")
+        && header_has_token(headers, header::UPGRADE, "websocket")
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v.as_bytes() == b"13")
+        && key.is_some();
+    let Some(key) = key.filter(|_| well_formed) else {
+        return refuse(
+            RejectReason::BadRequest,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected a WebSocket upgrade (GET, Connection: upgrade, Upgrade: websocket, version 13)",
+        );
+    };
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let codec = if offered.is_empty() {
+        Codec::Json
+    } else if let Some(c) = offered.iter().find_map(|p| Codec::from_subprotocol(p)) {
+        c
+    } else {
+        return refuse(
+            RejectReason::BadRequest,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "no supported subprotocol: offer wsgate.v1.json or wsgate.v1.msgpack",
+        );
+    };
+    let protocol_offered = !offered.is_empty();
+    if node.is_draining() {
+        return refuse(
+            RejectReason::Draining,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "node is draining; reconnect to another node",
+        );
+    }
+    if node.hub.len() >= node.config.max_connections {
+        return refuse(
+            RejectReason::NodeFull,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "node is full",
+        );
+    }
+    if !origin_allowed(&node.config.allowed_origins, headers) {
+        return refuse(
+            RejectReason::Origin,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "origin not allowed",
+        );
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_owned());
+    let query = req.uri().query().unwrap_or("");
+    let (query_token, query_user) = match (
+        query_param(query, "token").map(decode_query),
+        query_param(query, "user").map(decode_query),
+    ) {
+        (Some(None), _) | (_, Some(None)) => {
+            return refuse(
+                RejectReason::BadRequest,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "malformed query string",
+            );
+        }
+        (t, u) => (t.flatten(), u.flatten()),
+    };
+    let identity = match node.auth.authenticate(
+        bearer.as_deref(),
+        query_token.as_deref(),
+        query_user.as_deref(),
+    ) {
+        Ok(i) => i,
+        Err(e @ (AuthError::Ambiguous | AuthError::BadUser)) => {
+            return refuse(
+                RejectReason::BadRequest,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &e.to_string(),
+            );
+        }
+        Err(e) => {
+            return refuse(
+                RejectReason::Unauthorized,
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &e.to_string(),
+            );
+        }
+    };
+    let ip = peer.ip();
+    if !node
+        .hub
+        .try_claim_ip(ip, node.config.max_connections_per_ip)
+    {
+        return refuse(
+            RejectReason::IpLimit,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "too many connections from this IP",
+        );
+    }
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let session_node = node.clone();
+    node.sessions.spawn(async move {
+        let _ip = IpGuard {
+            node: &session_node,
+            ip,
+        };
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                session_node.metrics.connections_accepted.inc();
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config(&session_node.config)),
+                )
+                .await;
+                crate::session::run(session_node.clone(), ws, identity, codec).await;
+            }
+            Err(e) => debug!(error = %e, "Upgrade failed after the 101."),
+        }
+    });
+
+    let mut res = Response::new(Body::default());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if protocol_offered {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::HeaderValue::from_static(codec.subprotocol()),
+        );
+    }
+    res
+}
+
+/// Releases the per-IP count when the session ends, however it ends.
+struct IpGuard<'a> {
+    node: &'a Node,
+    ip: IpAddr,
+}
+
+impl Drop for IpGuard<'_> {
+    fn drop(&mut self) {
+        self.node.hub.release_ip(self.ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn origin_policy() {
+        let same = OriginPolicy::SameHost;
+        assert!(origin_allowed(
+            &same,
+            &headers(&[("host", "a.example:8080")])
+        ));
+        assert!(origin_allowed(
+            &same,
+            &headers(&[
+                ("host", "a.example:8080"),
+                ("origin", "http://a.example:8080")
+            ])
+        ));
+        assert!(!origin_allowed(
+            &same,
+            &headers(&[
+                ("host", "a.example:8080"),
+                ("origin", "http://evil.example")
+            ])
+        ));
+        assert!(!origin_allowed(
+            &same,
+            &headers(&[
+                ("host", "a.example"),
+                ("origin", "http://a.example.evil.example")
+            ])
+        ));
+        let list = OriginPolicy::List(vec!["https://app.example".into()]);
+        assert!(origin_allowed(
+            &list,
+            &headers(&[("origin", "https://APP.example/")])
+        ));
+        assert!(!origin_allowed(
+            &list,
+            &headers(&[("origin", "https://app.example.evil")])
+        ));
+        assert!(origin_allowed(
+            &OriginPolicy::Any,
+            &headers(&[("origin", "null")])
+        ));
+    }
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(decode_query("a%20b+c").as_deref(), Some("a b c"));
+        assert_eq!(decode_query("%zz"), None);
+        assert_eq!(decode_query("%e9").as_deref(), None);
+        assert_eq!(decode_query("%4").as_deref(), Some("%4"));
+        assert_eq!(query_param("user=bob&token=x", "token"), Some("x"));
+    }
+}

@@ -1,0 +1,618 @@
+//! One WebSocket connection: the read loop, the write path, heartbeats, token
+//! expiry, limits, and the inbox replay at connect.
+//!
+//! A session is one task with one `select!` over: a close request (drain,
+//! slow consumer, API disconnect), one timer (next ping, heartbeat deadline,
+//! token expiry, ack redelivery), the socket, and the connection's bounded
+//! outbox. Frames to write are batched (`feed` then one `flush`). A write that
+//! cannot make progress is abandoned when a close is requested, so a client
+//! that never reads cannot pin its session: its outbox fills, the hub marks it
+//! a slow consumer, and it is closed with 1013.
+//!
+//! Order at connect: the connection is registered first (live messages start
+//! queueing in its outbox), then `welcome` and the inbox replay are written,
+//! then the outbox: the replay always comes before new live direct messages.
+
+pub mod limits;
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant, Sleep};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
+use wsgate_protocol::{
+    decode_client, ClientFrame, ClientRequest, CloseCode, Codec, ErrorCode, Kind, Ref, Reply,
+    ServerFrame, Target,
+};
+
+use crate::auth::{AuthError, Identity};
+use crate::hub::{to_ws_message, Conn, Delivery};
+use crate::metrics::BrokerOp;
+use crate::node::{now_ms, Node, NodeError};
+use limits::{ErrorWindow, RateLimiter};
+
+/// How long a close handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most outbox frames written in one batch.
+const WRITE_BATCH: usize = 64;
+/// Most live direct messages tracked for ack redelivery per connection.
+const MAX_TRACKED_ACKS: usize = 256;
+
+/// The one place a refusal becomes a protocol error code.
+pub fn error_code(e: &NodeError) -> ErrorCode {
+    match e {
+        NodeError::Forbidden(_) => ErrorCode::Forbidden,
+        NodeError::TooManyRooms(_) => ErrorCode::TooManyRooms,
+        NodeError::Unavailable => ErrorCode::Unavailable,
+    }
+}
+
+/// The reason text sent with a server-initiated close.
+fn close_reason(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Normal => "normal closure",
+        CloseCode::GoingAway => "heartbeat timeout",
+        CloseCode::ProtocolError => "websocket protocol error",
+        CloseCode::InvalidPayload => "invalid utf-8 in text frame",
+        CloseCode::Policy => "disconnected by server",
+        CloseCode::TooBig => "frame exceeds the size limit",
+        CloseCode::Internal => "internal error",
+        CloseCode::Restart => "server restart: reconnect",
+        CloseCode::TryAgainLater => "slow consumer: not reading fast enough",
+    }
+}
+
+/// How a session ended.
+enum End {
+    /// The server closed with this code.
+    Server(CloseCode),
+    /// The client sent a close frame.
+    Client(Option<u16>),
+    /// The socket failed or vanished without a close frame.
+    Abnormal,
+}
+
+/// One request's result: a reply, nothing, or an error.
+type Handled = Result<Option<Reply>, (ErrorCode, String)>;
+
+/// Runs a session to its end, then unregisters it.
+pub async fn run<S>(node: Arc<Node>, ws: WebSocketStream<S>, identity: Identity, codec: Codec)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = node.hub.next_id();
+    let (conn, rx) = Conn::new(
+        id,
+        Arc::from(identity.user.as_str()),
+        node.config.outbox_size,
+    );
+    let _ = node.connected(&conn).await;
+    let now = Instant::now();
+    let mut session = Session {
+        limiter: RateLimiter::new(node.config.rate_limit, now),
+        errors: ErrorWindow::default(),
+        last_read: now,
+        next_ping: now + node.config.ping_interval,
+        token_deadline: token_deadline(&identity),
+        timer: Box::pin(sleep_until(now + node.config.ping_interval)),
+        node,
+        conn,
+        identity,
+        codec,
+        ws,
+        rx,
+        rooms: Vec::new(),
+        out: Vec::new(),
+        unacked: VecDeque::new(),
+    };
+    let end = session.serve().await;
+    let metrics = &session.node.metrics;
+    match end {
+        End::Server(code) => {
+            if code == CloseCode::TryAgainLater {
+                metrics.slow_consumer_disconnects.inc();
+            }
+            metrics.disconnect(Some(code));
+        }
+        End::Client(code) => {
+            match code.and_then(|c| CloseCode::ALL.into_iter().find(|k| k.as_u16() == c)) {
+                Some(code) => metrics.disconnect(Some(code)),
+                None => metrics.disconnect_by_client(),
+            }
+        }
+        End::Abnormal => metrics.disconnect(None),
+    }
+    debug!(user = %session.conn.user, conn = session.conn.id, "Connection closed.");
+    session
+        .node
+        .disconnected(&session.conn, &session.rooms)
+        .await;
+}
+
+fn token_deadline(identity: &Identity) -> Option<Instant> {
+    let exp = identity.expires_at?;
+    let now = now_ms() / 1000;
+    Some(Instant::now() + Duration::from_secs(exp.saturating_sub(now)))
+}
+
+struct Session<S> {
+    node: Arc<Node>,
+    conn: Arc<Conn>,
+    identity: Identity,
+    codec: Codec,
+    ws: WebSocketStream<S>,
+    rx: mpsc::Receiver<Arc<Delivery>>,
+    rooms: Vec<Arc<str>>,
+    out: Vec<Message>,
+    limiter: RateLimiter,
+    errors: ErrorWindow,
+    last_read: Instant,
+    next_ping: Instant,
+    token_deadline: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    /// Live direct messages not acked yet, with their redelivery deadline.
+    unacked: VecDeque<(String, Instant)>,
+}
+
+enum Event {
+    Kicked(CloseCode),
+    Timer,
+    Read(Option<Result<Message, WsError>>),
+    Out(Option<Arc<Delivery>>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    async fn serve(&mut self) -> End {
+        let config = &self.node.config;
+        let welcome = ServerFrame::Welcome {
+            user: self.identity.user.clone(),
+            session: format!("{}-{}", config.node_id, self.conn.id),
+            node: config.node_id.clone(),
+            protocol: wsgate_protocol::PROTOCOL.into(),
+            ping_interval_ms: config.ping_interval.as_millis() as u64,
+            max_message_bytes: config.max_message_bytes as u64,
+        };
+        self.queue(&welcome);
+        self.replay(None).await;
+        if let Err(end) = self.flush().await {
+            return end;
+        }
+        loop {
+            let deadline = self.next_deadline();
+            if self.timer.deadline() != deadline {
+                self.timer.as_mut().reset(deadline);
+            }
+            let conn = self.conn.clone();
+            let event = tokio::select! {
+                biased;
+                code = conn.wait_kicked() => Event::Kicked(code),
+                () = &mut self.timer => Event::Timer,
+                msg = self.ws.next() => Event::Read(msg),
+                d = self.rx.recv() => Event::Out(d),
+            };
+            let step = match event {
+                Event::Kicked(code) => Err(self.close(code).await),
+                Event::Timer => self.on_timer().await,
+                Event::Read(msg) => self.on_read(msg).await,
+                Event::Out(Some(d)) => {
+                    self.push_delivery(&d);
+                    while self.out.len() < WRITE_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(d) => self.push_delivery(&d),
+                            Err(_) => break,
+                        }
+                    }
+                    Ok(())
+                }
+                Event::Out(None) => Ok(()),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+            if !self.out.is_empty() {
+                if let Err(end) = self.flush().await {
+                    return end;
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let config = &self.node.config;
+        let mut d = self
+            .next_ping
+            .min(self.last_read + config.ping_interval + config.pong_timeout);
+        if let Some(t) = self.token_deadline {
+            d = d.min(t);
+        }
+        if let Some((_, t)) = self.unacked.front() {
+            d = d.min(*t);
+        }
+        d
+    }
+
+    fn queue(&mut self, frame: &ServerFrame) {
+        if let Some(m) = to_ws_message(self.codec, frame) {
+            self.out.push(m);
+        }
+    }
+
+    fn push_delivery(&mut self, d: &Delivery) {
+        let Some(m) = d.ws_message(self.codec) else {
+            return;
+        };
+        self.out.push(m);
+        if let Some((kind, accepted_ms)) = d.message {
+            let latency = now_ms().saturating_sub(accepted_ms) as f64 / 1000.0;
+            self.node.metrics.delivered(kind, latency);
+            if kind == Kind::Direct {
+                if let ServerFrame::Message(m) = d.frame() {
+                    if self.unacked.len() == MAX_TRACKED_ACKS {
+                        self.unacked.pop_front();
+                    }
+                    let due = Instant::now() + self.node.config.ack_timeout;
+                    self.unacked.push_back((m.id.clone(), due));
+                }
+            }
+        }
+    }
+
+    /// Writes queued frames. Abandons the write when a close is requested, or
+    /// when it makes no progress for the heartbeat period (slow consumer).
+    async fn flush(&mut self) -> Result<(), End> {
+        let conn = self.conn.clone();
+        let limit = self.node.config.ping_interval + self.node.config.pong_timeout;
+        let ws = &mut self.ws;
+        let out = &mut self.out;
+        let write = async {
+            for m in out.drain(..) {
+                ws.feed(m).await?;
+            }
+            ws.flush().await
+        };
+        let result = tokio::select! {
+            biased;
+            code = conn.wait_kicked() => Some(Err(code)),
+            r = tokio::time::timeout(limit, write) => match r {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some(Ok(())),
+                Err(_) => Some(Err(CloseCode::TryAgainLater)),
+            },
+        };
+        self.out.clear();
+        match result {
+            None => Ok(()),
+            Some(Ok(())) => Err(End::Abnormal),
+            Some(Err(code)) => {
+                conn.kick(code);
+                Err(self.close(code).await)
+            }
+        }
+    }
+
+    /// Sends a close frame and waits briefly for the client's close.
+    async fn close(&mut self, code: CloseCode) -> End {
+        let frame = CloseFrame {
+            code: code.as_u16().into(),
+            reason: close_reason(code).into(),
+        };
+        let ws = &mut self.ws;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if ws.close(Some(frame)).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
+        End::Server(code)
+    }
+
+    async fn on_timer(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        let config = &self.node.config;
+        if now >= self.last_read + config.ping_interval + config.pong_timeout {
+            debug!(user = %self.conn.user, "Heartbeat timeout.");
+            return Err(self.close(CloseCode::GoingAway).await);
+        }
+        if self.token_deadline.is_some_and(|t| now >= t) {
+            self.queue(&ServerFrame::Error {
+                r#ref: None,
+                code: ErrorCode::TokenExpired,
+                message: "the token expired and was not refreshed".into(),
+                retry_after_ms: None,
+            });
+            self.node.metrics.frame_error(ErrorCode::TokenExpired);
+            let _ = self.flush().await;
+            return Err(self.close_with(CloseCode::Policy, "token expired").await);
+        }
+        if now >= self.next_ping {
+            self.out.push(Message::Ping(Default::default()));
+            self.next_ping = now + config.ping_interval;
+        }
+        if self.unacked.front().is_some_and(|(_, t)| now >= *t) {
+            let mut due = Vec::new();
+            while let Some((id, t)) = self.unacked.front() {
+                if now < *t {
+                    break;
+                }
+                due.push(id.clone());
+                self.unacked.pop_front();
+            }
+            self.replay(Some(&due)).await;
+        }
+        Ok(())
+    }
+
+    async fn close_with(&mut self, code: CloseCode, reason: &str) -> End {
+        let frame = CloseFrame {
+            code: code.as_u16().into(),
+            reason: reason.into(),
+        };
+        let ws = &mut self.ws;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if ws.close(Some(frame)).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
+        End::Server(code)
+    }
+
+    /// Queues the inbox (or, with `only`, the still-unacked messages among
+    /// those ids) with `replay: true`.
+    async fn replay(&mut self, only: Option<&[String]>) {
+        let pending = match self.node.inbox.pending(&self.conn.user).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.node.metrics.broker_error(BrokerOp::Inbox);
+                debug!(error = %e, "Inbox replay failed; messages stay stored.");
+                return;
+            }
+        };
+        let mut n = 0;
+        for mut m in pending {
+            if only.is_some_and(|ids| !ids.contains(&m.id)) {
+                continue;
+            }
+            m.replay = true;
+            self.queue(&ServerFrame::Message(m));
+            n += 1;
+        }
+        self.node.metrics.inbox_replayed.inc_by(n);
+    }
+
+    async fn on_read(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
+        let msg = match msg {
+            None => return Err(End::Abnormal),
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                debug!(user = %self.conn.user, error = %e, "WebSocket read failed.");
+                return Err(match e {
+                    WsError::Capacity(_) => self.close(CloseCode::TooBig).await,
+                    WsError::Utf8(_) => self.close(CloseCode::InvalidPayload).await,
+                    WsError::Protocol(_) => self.close(CloseCode::ProtocolError).await,
+                    _ => End::Abnormal,
+                });
+            }
+        };
+        self.last_read = Instant::now();
+        match msg {
+            Message::Text(t) if self.codec == Codec::Json => self.on_data(t.as_bytes()).await,
+            Message::Binary(b) if self.codec == Codec::Msgpack => self.on_data(&b).await,
+            Message::Text(_) | Message::Binary(_) => {
+                let wanted = if self.codec == Codec::Json {
+                    "text"
+                } else {
+                    "binary"
+                };
+                self.violation(
+                    None,
+                    ErrorCode::BadRequest,
+                    format!("this subprotocol takes {wanted} frames"),
+                )
+                .await
+            }
+            Message::Ping(_) | Message::Pong(_) => match self.limiter.take(self.last_read) {
+                Ok(()) => Ok(()),
+                Err(wait) => self.rate_limited(None, wait).await,
+            },
+            Message::Close(frame) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
+                Err(End::Client(frame.map(|f| u16::from(f.code))))
+            }
+            Message::Frame(_) => Ok(()),
+        }
+    }
+
+    async fn rate_limited(&mut self, r#ref: Option<Ref>, wait: Duration) -> Result<(), End> {
+        self.node.metrics.rate_limited.inc();
+        let retry = wait.as_millis().max(1) as u64;
+        self.send_error(
+            r#ref,
+            ErrorCode::RateLimited,
+            "too many frames; slow down".into(),
+            Some(retry),
+        );
+        self.count_violation().await
+    }
+
+    async fn violation(
+        &mut self,
+        r#ref: Option<Ref>,
+        code: ErrorCode,
+        message: String,
+    ) -> Result<(), End> {
+        self.send_error(r#ref, code, message, None);
+        self.count_violation().await
+    }
+
+    async fn count_violation(&mut self) -> Result<(), End> {
+        if self.errors.record(Instant::now()) {
+            let _ = self.flush().await;
+            return Err(self
+                .close_with(CloseCode::Policy, "too many protocol errors")
+                .await);
+        }
+        Ok(())
+    }
+
+    fn send_error(
+        &mut self,
+        r#ref: Option<Ref>,
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: Option<u64>,
+    ) {
+        debug!(user = %self.conn.user, code = %code, "Client error.");
+        self.node.metrics.frame_error(code);
+        self.queue(&ServerFrame::Error {
+            r#ref,
+            code,
+            message,
+            retry_after_ms,
+        });
+    }
+
+    async fn on_data(&mut self, bytes: &[u8]) -> Result<(), End> {
+        if let Err(wait) = self.limiter.take(self.last_read) {
+            return self.rate_limited(None, wait).await;
+        }
+        let max = self.node.config.max_message_bytes;
+        if bytes.len() > max {
+            self.node.metrics.frame_unknown();
+            let message = format!(
+                "frame of {} bytes exceeds max-message-bytes ({max})",
+                bytes.len()
+            );
+            return self
+                .violation(None, ErrorCode::MessageTooLarge, message)
+                .await;
+        }
+        let request = match decode_client(self.codec, bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.node.metrics.frame_unknown();
+                return self.violation(e.r#ref, e.code, e.message).await;
+            }
+        };
+        self.node.metrics.frame_received(&request.frame);
+        let r#ref = request.r#ref.clone();
+        match self.handle(request).await {
+            Ok(Some(reply)) => self.queue(&ServerFrame::Reply(reply)),
+            Ok(None) => {}
+            Err((code, message)) => self.send_error(r#ref, code, message, None),
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, request: ClientRequest) -> Handled {
+        let ClientRequest { r#ref, frame } = request;
+        let node = self.node.clone();
+        let user = self.conn.user.clone();
+        let refused = |e: NodeError| (error_code(&e), e.to_string());
+        let mut reply = Reply::ok(r#ref.clone());
+        match frame {
+            ClientFrame::Join { room } => {
+                let members = node
+                    .join(&self.conn, &self.identity, &room, self.rooms.len())
+                    .await
+                    .map_err(refused)?;
+                if !self.rooms.iter().any(|r| **r == *room) {
+                    self.rooms.push(Arc::from(room.as_str()));
+                }
+                reply.room = Some(room);
+                reply.members = Some(members);
+            }
+            ClientFrame::Leave { room } => {
+                node.leave(&self.conn, &room).await.map_err(refused)?;
+                self.rooms.retain(|r| **r != *room);
+                reply.room = Some(room);
+            }
+            ClientFrame::Send { to, content } => {
+                let (id, online) = node
+                    .send_direct(&user, &to, content)
+                    .await
+                    .map_err(refused)?;
+                reply.id = Some(id);
+                reply.online = Some(online);
+            }
+            ClientFrame::Publish { room, content } => {
+                reply.id = Some(
+                    node.publish_room(Some(&self.conn), &user, &room, content)
+                        .await
+                        .map_err(refused)?,
+                );
+            }
+            ClientFrame::Broadcast { content } => {
+                if !self.identity.can_broadcast {
+                    return Err((
+                        ErrorCode::Forbidden,
+                        "the token lacks the `broadcast` capability".into(),
+                    ));
+                }
+                reply.id = Some(node.broadcast(&user, content).await.map_err(refused)?);
+            }
+            ClientFrame::Ack { ids } => {
+                node.ack(&user, &ids).await.map_err(refused)?;
+                self.unacked.retain(|(id, _)| !ids.contains(id));
+                return Ok(r#ref.map(|_| reply));
+            }
+            ClientFrame::Typing { target } => {
+                node.typing(&self.conn, &target).await.map_err(refused)?;
+                return Ok(r#ref.map(|_| reply));
+            }
+            ClientFrame::Presence {
+                target: Target::Room(room),
+            } => {
+                reply.members = Some(node.room_members(&room).await.map_err(refused)?);
+                reply.room = Some(room);
+            }
+            ClientFrame::Presence {
+                target: Target::User(u),
+            } => {
+                let n = node.user_connections(&u).await.map_err(refused)?;
+                reply.user = Some(u);
+                reply.online = Some(n > 0);
+                reply.connections = Some(n.min(u32::MAX as u64) as u32);
+            }
+            ClientFrame::Ping => {
+                self.queue(&ServerFrame::Pong { r#ref });
+                return Ok(None);
+            }
+            ClientFrame::Refresh { token } => {
+                self.refresh(&token)?;
+                return Ok(r#ref.map(|_| reply));
+            }
+        }
+        Ok(Some(reply))
+    }
+
+    fn refresh(&mut self, token: &str) -> Result<(), (ErrorCode, String)> {
+        let identity = self.node.auth.verify(token).map_err(|e| match e {
+            AuthError::Expired => (ErrorCode::TokenExpired, e.to_string()),
+            e => (ErrorCode::Forbidden, e.to_string()),
+        })?;
+        if identity.user != self.identity.user {
+            return Err((
+                ErrorCode::Forbidden,
+                "the new token is for another user".into(),
+            ));
+        }
+        if identity.expires_at < self.identity.expires_at {
+            return Err((
+                ErrorCode::Forbidden,
+                "the new token expires before the current one".into(),
+            ));
+        }
+        self.token_deadline = token_deadline(&identity);
+        self.identity = identity;
+        Ok(())
+    }
+}
