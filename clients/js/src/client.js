@@ -206,6 +206,12 @@ export class WsgateClient {
     const ready = new Promise((resolve, reject) => this.#welcomeWaiters.push({ resolve, reject }));
     ready.catch(() => {}); // an un-awaited connect() must not be an unhandled rejection
     if (this.#state === 'idle' || this.#state === 'closed') {
+      if (!this.#given.WebSocket && typeof (/** @type {any} */ (globalThis).WebSocket) !== 'function') {
+        throw new TypeError('no WebSocket implementation: pass { WebSocket } (in Node 20: the "ws" package)');
+      }
+      if (this.#given.url === undefined && typeof location === 'undefined') {
+        throw new TypeError('no url: pass { url: "ws://host:port/ws" }');
+      }
       this.#closedByUser = false;
       this.#authRejected = false;
       this.#attempt = 0;
@@ -451,10 +457,8 @@ export class WsgateClient {
     }
     if (this.#closedByUser || this.#state !== 'connecting') return;
     this.#lastToken = token;
+    /** @type {WebSocketConstructor} */
     const Impl = this.#given.WebSocket ?? /** @type {any} */ (globalThis).WebSocket;
-    if (!Impl) {
-      throw new TypeError('no WebSocket implementation: pass { WebSocket } (Node: the "ws" package)');
-    }
     /** @type {SocketLike} */
     let socket;
     try {
@@ -485,8 +489,7 @@ export class WsgateClient {
     const base =
       given ??
       (typeof location !== 'undefined' ? new URL('/ws', location.href).href.replace(/^http/, 'ws') : undefined);
-    if (!base) throw new TypeError('no url: pass { url: "ws://host:port/ws" }');
-    const url = new URL(base);
+    const url = new URL(/** @type {string} */ (base));
     if (token) url.searchParams.set('token', token);
     else if (this.#given.user) url.searchParams.set('user', this.#given.user);
     return url.href;

@@ -64,6 +64,16 @@ test('node restart on the same port: reconnects with backoff', async () => {
   assert.equal((await client.ping()).type, 'pong');
 });
 
+test('heartbeat: application pings keep a connection with a short ping interval open', async () => {
+  const n1 = await node({ args: ['--ping-interval', '1s', '--pong-timeout', '1s'] });
+  const client = await connectClient(n1.wsUrl, { user: 'heartbeat-user', heartbeatMarginMs: 1000 });
+  assert.equal(client.welcome?.ping_interval_ms, 1000);
+  const disconnects = record(client, 'disconnect');
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.deepEqual(disconnects, []);
+  assert.equal(client.state, 'open');
+});
+
 test('token: refreshed before expiry keeps the connection open', async () => {
   const n1 = await node({ anonymous: false, jwtSecret: SECRET });
   /** @type {string[]} */

@@ -493,3 +493,19 @@ test('close() from a welcome listener wins over the open state', async () => {
   assert.equal(client.state, 'closed');
   assert.equal(states.at(-1).state, 'closed');
 });
+
+test('connect() without a WebSocket implementation or url throws', () => {
+  assert.throws(() => new WsgateClient({ url: 'ws://x/ws' }).connect(), /WebSocket implementation/);
+  assert.throws(() => new WsgateClient({ WebSocket: FakeWebSocket }).connect(), /no url/);
+});
+
+test('url may be a function, called for every connection', async () => {
+  let n = 0;
+  const { client } = makeClient({ url: () => `ws://node${++n}.test/ws` });
+  void client.connect();
+  await flush();
+  FakeWebSocket.last.serverClose(1006);
+  mock.timers.tick(500);
+  await flush();
+  assert.deepEqual(FakeWebSocket.instances.map((s) => s.url), ['ws://node1.test/ws?user=alice', 'ws://node2.test/ws?user=alice']);
+});
