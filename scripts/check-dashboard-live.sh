@@ -139,6 +139,12 @@ metrics_served() { curl -sf "http://127.0.0.1:$A1/metrics" | grep -q '^wsgate_co
 public_ready() { wait_http "http://127.0.0.1:$P1/readyz" 5 && wait_http "http://127.0.0.1:$P1/healthz" 5; }
 
 check "both nodes ready (/readyz 200 on the admin port)" both_ready 30
+if ((FAILED)); then
+  # Nothing else can pass without the nodes.
+  for f in n1 n2; do log "--- last lines of $f.log"; tail -n 15 "$WORK/$f.log" >&2 || true; done
+  echo "$PASSED passed, $FAILED failed"
+  exit 1
+fi
 check "both nodes serve /metrics with wsgate_connections" metrics_served
 check "public listener serves /readyz and /healthz" public_ready
 check "prometheus ready" wait_http "http://127.0.0.1:$PROM/-/ready" 30
@@ -175,7 +181,7 @@ rules_healthy() {
 import json, sys
 groups = json.loads(sys.argv[1])["data"]["groups"]
 rules = [r for g in groups for r in g["rules"]]
-bad = [f"{r[\"name\"]}: {r.get(\"lastError\")}" for r in rules if r.get("health") != "ok"]
+bad = ["%s: %s" % (r["name"], r.get("lastError")) for r in rules if r.get("health") != "ok"]
 print(f"{len(rules)} rules evaluated, {len(bad)} unhealthy")
 print("\n".join(bad))
 sys.exit(1 if bad or not rules else 0)' "$body"
