@@ -5,6 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { startWsgate, signJwt, eventually } from '../helpers/servers.js';
 import { connectClient, closeClients, record, waitFor } from '../helpers/clients.js';
 
@@ -105,13 +106,35 @@ test('token: a fixed token that expires closes with 1008 and the client stops', 
   assert.equal(closed.error?.code, 'auth');
 });
 
-test('token: refused upgrade (401) is a failed attempt, not an open connection', async () => {
+test('token: refused upgrade (401) with a JSON body; a token without caps cannot broadcast', async () => {
   const n1 = await node({ anonymous: false, jwtSecret: SECRET });
-  const res = await fetch(`${n1.base}/ws`, {
-    headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+  const { status, body } = await new Promise((resolve, reject) => {
+    const req = http.get(`${n1.base}/ws`, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('upgrade', () => reject(new Error('upgraded without a token')));
+    req.on('error', reject);
   });
-  assert.equal(res.status, 401);
-  const body = await res.json();
-  assert.equal(typeof body.error, 'string');
-  assert.equal(typeof body.message, 'string');
+  assert.equal(status, 401);
+  const parsed = JSON.parse(body);
+  assert.equal(typeof parsed.error, 'string');
+  assert.equal(typeof parsed.message, 'string');
+
+  const token = signJwt({ sub: 'plain-user', exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
+  const client = await connectClient(n1.wsUrl, { token });
+  await assert.rejects(client.broadcast('no cap'), { code: 'forbidden' });
+  const capped = await connectClient(n1.wsUrl, {
+    token: signJwt({ sub: 'boss', caps: ['broadcast'], exp: Math.floor(Date.now() / 1000) + 600 }, SECRET),
+  });
+  assert.equal((await capped.broadcast('ok')).ok, true);
 });
