@@ -241,7 +241,7 @@ function select(conv) {
     client.presence({ user: conv.name }).then(
       (p) => {
         conv.presence = p.online ? `online · ${p.connections} connection${p.connections === 1 ? '' : 's'}` : 'offline · messages wait in their inbox';
-        if (conv === current) renderSub();
+        if (conv === current) renderMembers();
       },
       () => {},
     );
@@ -434,7 +434,7 @@ function renderMembers() {
       const li = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
-      button.className = 'member';
+      button.className = 'member' + (current?.kind === 'dm' && user !== me && current.presence?.startsWith('offline') ? ' offline' : '');
       button.title = user === me ? 'you' : `Message ${user}`;
       button.textContent = user === me ? `${user} (you)` : user;
       button.disabled = user === me;

@@ -98,6 +98,7 @@ describe(`demo page, ${useRedis ? 'two nodes over redis' : 'one standalone node'
   test('room messages and typing', async () => {
     await bob.page.locator('#text').pressSequentially('hel');
     await alice.page.locator('#typing', { hasText: 'web-bob is typing…' }).waitFor();
+    await screenshot(alice.page, 'demo-room-typing');
     await bob.page.locator('#text').fill('hello from bob');
     await bob.page.locator('#text').press('Enter');
     await alice.page.locator('#messages .msg .text', { hasText: 'hello from bob' }).waitFor();
