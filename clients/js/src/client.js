@@ -402,12 +402,25 @@ export class WsgateClient {
   #dispatch(pending) {
     const ref = String(this.#nextRef++);
     const frame = { ...pending.frame, ref };
+    /** @type {string | Uint8Array} */
+    let data;
+    try {
+      data = this.#opts.codec.encode(frame);
+    } catch (err) {
+      pending.reject(new WsgateError('bad_request', `cannot encode the ${frame.type} frame: ${errorText(err)}`));
+      return;
+    }
+    const max = this.#welcome?.max_message_bytes;
+    if (max && exceeds(data, max)) {
+      pending.reject(new WsgateError('message_too_large', `the ${frame.type} frame exceeds max_message_bytes (${max})`));
+      return;
+    }
     this.#inflight.set(ref, pending);
     pending.timer = setTimeout(() => {
       this.#inflight.delete(ref);
       pending.reject(new WsgateError('timeout', `no reply to ${frame.type} in ${this.#opts.requestTimeoutMs} ms`, { ref }));
     }, this.#opts.requestTimeoutMs);
-    if (!this.#write(frame)) {
+    if (!this.#send(data)) {
       this.#settle(ref, undefined, new WsgateError('disconnected', 'the connection dropped', { ref }));
     }
   }
@@ -432,10 +445,22 @@ export class WsgateClient {
    * @returns {boolean} whether it went out
    */
   #write(frame) {
+    try {
+      return this.#send(this.#opts.codec.encode(frame));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * @param {string | Uint8Array} data an encoded frame
+   * @returns {boolean} whether it went out
+   */
+  #send(data) {
     const socket = this.#socket;
     if (!socket || socket.readyState !== OPEN) return false;
     try {
-      socket.send(this.#opts.codec.encode(frame));
+      socket.send(data);
       return true;
     } catch {
       return false;
@@ -780,6 +805,19 @@ export class WsgateClient {
 /** @param {unknown} value @returns {value is PromiseLike<unknown>} */
 function isThenable(value) {
   return typeof value === 'object' && value !== null && typeof (/** @type {any} */ (value).then) === 'function';
+}
+
+/**
+ * Whether an encoded frame is over `max` bytes (UTF-8 for text frames).
+ * @param {string | Uint8Array} data
+ * @param {number} max
+ */
+function exceeds(data, max) {
+  if (typeof data !== 'string') return data.byteLength > max;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes: encode only when it matters.
+  if (data.length * 3 <= max) return false;
+  if (data.length > max) return true;
+  return new TextEncoder().encode(data).length > max;
 }
 
 /** @param {unknown} err */

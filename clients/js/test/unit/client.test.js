@@ -509,3 +509,11 @@ test('url may be a function, called for every connection', async () => {
   await flush();
   assert.deepEqual(FakeWebSocket.instances.map((s) => s.url), ['ws://node1.test/ws?user=alice', 'ws://node2.test/ws?user=alice']);
 });
+
+test('frames that cannot be encoded or are too large reject before sending', async () => {
+  const { client, socket } = await connected();
+  await assert.rejects(client.send('bob', { n: 1n }), { code: 'bad_request' });
+  await assert.rejects(client.publish('lobby', 'x'.repeat(70000)), { code: 'message_too_large' });
+  assert.equal(socket.sent.length, 0);
+  assert.equal(client.state, 'open');
+});
