@@ -285,8 +285,16 @@ impl Node {
         }
         let local = self.hub.join(conn, room);
         if local.room_first {
-            self.broker.room_interest(room, true);
             self.metrics.rooms.set(self.hub.room_count() as i64);
+        }
+        if local.new {
+            // Every join awaits the subscription: a concurrent first join may
+            // still be subscribing, and the reply must mean "traffic is live".
+            if let Err(e) = self.broker.room_interest(room, true).await {
+                self.metrics.broker_error(BrokerOp::Subscribe);
+                self.leave_local(conn, room).await;
+                return Err(e.into());
+            }
         }
         if local.user_first {
             match self.broker.room_member(room, &conn.user, true).await {
@@ -297,7 +305,7 @@ impl Node {
                 Ok(false) => {}
                 Err(e) => {
                     self.metrics.broker_error(BrokerOp::Presence);
-                    self.leave_local(conn, room);
+                    self.leave_local(conn, room).await;
                     return Err(e.into());
                 }
             }
@@ -305,10 +313,10 @@ impl Node {
         Ok(self.broker.room_members(room).await?)
     }
 
-    fn leave_local(&self, conn: &Conn, room: &str) -> crate::hub::LeaveLocal {
+    async fn leave_local(&self, conn: &Conn, room: &str) -> crate::hub::LeaveLocal {
         let local = self.hub.leave(conn, room);
         if local.room_last {
-            self.broker.room_interest(room, false);
+            let _ = self.broker.room_interest(room, false).await;
             self.metrics.rooms.set(self.hub.room_count() as i64);
         }
         local
@@ -316,7 +324,7 @@ impl Node {
 
     /// Removes a connection from a room (idempotent).
     pub async fn leave(&self, conn: &Conn, room: &str) -> Result<(), NodeError> {
-        let local = self.leave_local(conn, room);
+        let local = self.leave_local(conn, room).await;
         if local.user_last {
             match self.broker.room_member(room, &conn.user, false).await {
                 Ok(true) => {

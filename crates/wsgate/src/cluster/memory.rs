@@ -177,7 +177,7 @@ impl Broker for MemoryBroker {
         Ok(nodes)
     }
 
-    fn room_interest(&self, room: &str, interested: bool) {
+    async fn room_interest(&self, room: &str, interested: bool) -> Result<(), BrokerError> {
         let mut state = self.bus.lock();
         if interested {
             state
@@ -191,6 +191,7 @@ impl Broker for MemoryBroker {
                 state.interest.remove(room);
             }
         }
+        Ok(())
     }
 
     fn set_local_connections(&self, n: u64) {

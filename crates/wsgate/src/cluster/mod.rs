@@ -98,8 +98,9 @@ pub trait Broker: Send + Sync {
     /// Live nodes.
     async fn nodes(&self) -> Result<Vec<NodeInfo>, BrokerError>;
 
-    /// This node has (or no longer has) a member of `room`: subscribe to its traffic.
-    fn room_interest(&self, room: &str, interested: bool);
+    /// This node has (or no longer has) a member of `room`. Gaining interest
+    /// returns once the room's traffic reaches this node.
+    async fn room_interest(&self, room: &str, interested: bool) -> Result<(), BrokerError>;
 
     /// This node's connection count, for the node list.
     fn set_local_connections(&self, n: u64);

@@ -11,6 +11,7 @@
 //! `redis::ListInbox` (a Redis list per user, see `crate::cluster::redis`).
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use wsgate_protocol::MessageFrame;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README documents and CI runs it:
+#   ./scripts/test-all.sh
+# 1. installs what the tests need when missing (apt packages, npm and pip deps);
+# 2. runs the Rust tests (unit + integration: real wsgate on port 0, real
+#    WebSocket clients, real redis-server and nginx started on free ports);
+# 3. the JS SDK unit, integration and headless-Chromium tests;
+# 4. the deploy checks (Helm, k8s, compose, Prometheus rules, dashboard);
+# 5. a smoke run of every load-generator scenario and of every fuzz target.
+# Each suite runs even if an earlier one failed; the exit status is non-zero
+# if any failed, and the last line sums them up.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/install-test-deps.sh || { echo "installing test dependencies failed"; exit 1; }
+
+passed=0; failed=0; failures=()
+suite() {
+  local name=$1; shift
+  echo
+  echo "=== $name: $*"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - start))s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - start))s)"
+  fi
+}
+
+if cargo nextest --version >/dev/null 2>&1; then
+  suite rust cargo nextest run --workspace --no-fail-fast --profile ci
+else
+  suite rust cargo test --workspace --no-fail-fast
+fi
+for s in scripts/test-js.sh scripts/check-deploy.sh scripts/check-dashboard-live.sh loadtest/smoke.sh scripts/fuzz-smoke.sh; do
+  if [ -x "$s" ]; then
+    suite "$(basename "$s" .sh)" "$root/$s"
+  fi
+done
+
+echo
+echo "suites: ${passed} passed, ${failed} failed${failures:+ (${failures[*]})}"
+[ "$failed" -eq 0 ]
