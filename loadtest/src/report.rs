@@ -1,8 +1,323 @@
-//! Report: result JSON files to a markdown table and PNG charts.
+//! `report`: result JSON files (from `--out`) to `docs/benchmarks.md` and PNG
+//! charts.
+//!
+//! Results are grouped by scenario; each group becomes a markdown table (one
+//! row per run: system, nodes, connections, throughput, latency percentiles,
+//! loss, server RSS per connection and CPU) and one or two horizontal bar
+//! charts (plotters, bitmap backend). Chart text needs a TrueType font: the
+//! first of a few common system fonts is registered at run time; without one
+//! the charts are skipped and the markdown says so.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
 
 use crate::cli::ReportArgs;
+use crate::stats::RunResult;
 
-/// Writes the markdown and charts.
-pub fn write(_args: &ReportArgs) -> Result<(), String> {
-    Err("not yet".into())
+const FONTS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Registers a system font as "sans-serif"; false when none is found.
+fn register_font() -> bool {
+    for path in FONTS {
+        if let Ok(bytes) = std::fs::read(path) {
+            // Fonts must live for the whole process; this runs once.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                return true;
+            }
+        }
+    }
+    false
 }
+
+fn system(r: &RunResult) -> String {
+    let name = if r.label.is_empty() {
+        r.target.clone()
+    } else {
+        r.label.clone()
+    };
+    if r.target == "wsgate" && r.codec == "msgpack" && !name.contains("msgpack") {
+        format!("{name} (msgpack)")
+    } else {
+        name
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn server_cols(r: &RunResult) -> (String, String) {
+    match &r.server {
+        Some(s) => (
+            format!("{:.1}", s.rss_per_conn_kib),
+            format!("{:.2}", s.cpu_cores),
+        ),
+        None => ("–".into(), "–".into()),
+    }
+}
+
+fn table(scenario: &str, runs: &[RunResult]) -> String {
+    let mut md = String::new();
+    match scenario {
+        "idle" => {
+            md += "| system | nodes | connections | failed | RSS before (MiB) | RSS after (MiB) | RSS/conn (KiB) | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+            for r in runs {
+                let (before, after) = r
+                    .server
+                    .as_ref()
+                    .map_or((0, 0), |s| (s.rss_before_kib, s.rss_after_kib));
+                let (kib, cpu) = server_cols(r);
+                let failed: u64 = r.connect_failures.values().sum();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {failed} | {:.1} | {:.1} | {kib} | {cpu} |",
+                    system(r),
+                    r.urls.len(),
+                    r.connections,
+                    before as f64 / 1024.0,
+                    after as f64 / 1024.0
+                );
+            }
+        }
+        "connect" => {
+            md += "| system | nodes | connections | failed | conn/s | handshake p50 (ms) | p99 | p99.9 | max | RSS/conn (KiB) | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            for r in runs {
+                let (kib, cpu) = server_cols(r);
+                let h = &r.handshake_us;
+                let failed: u64 = r.connect_failures.values().sum();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {failed} | {:.0} | {} | {} | {} | {} | {kib} | {cpu} |",
+                    system(r),
+                    r.urls.len(),
+                    r.connections,
+                    r.connects_per_s,
+                    ms(h.p50),
+                    ms(h.p99),
+                    ms(h.p999),
+                    ms(h.max)
+                );
+            }
+        }
+        _ => {
+            md += "| system | nodes | connections | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | loss | dup | RSS/conn (KiB) | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            for r in runs {
+                let (kib, cpu) = server_cols(r);
+                let l = &r.latency_us;
+                let offered = match r.params["traffic"]["rate"].as_f64() {
+                    Some(rate) if rate > 0.0 => format!("{rate:.0}"),
+                    _ => "max".into(),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {:.4}% | {} | {kib} | {cpu} |",
+                    system(r),
+                    r.urls.len(),
+                    r.connections,
+                    r.accepted_per_s,
+                    r.deliveries_per_s,
+                    ms(l.p50),
+                    ms(l.p99),
+                    ms(l.p999),
+                    ms(l.max),
+                    r.loss_ratio * 100.0,
+                    r.duplicates
+                );
+            }
+        }
+    }
+    md
+}
+
+/// One horizontal bar chart: a bar per run.
+fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let height = 80 + 34 * bars.len() as u32;
+    let root = BitMapBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+    let n = bars.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(0)
+        .build_cartesian_2d(0.0..max, 0.0..n)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .disable_y_axis()
+        .x_labels(6)
+        .x_label_formatter(&|v| human(*v))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let palette = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    for (i, (name, value)) in bars.iter().enumerate() {
+        let y = n - 1.0 - i as f64;
+        let color = palette[i % palette.len()].mix(0.55);
+        chart
+            .draw_series([Rectangle::new(
+                [(0.0, y + 0.15), (*value, y + 0.85)],
+                color.filled(),
+            )])
+            .map_err(|e| err(&e))?;
+        let text = format!("{name}: {}", human(*value));
+        chart
+            .draw_series([Text::new(
+                text,
+                (max * 0.01, y + 0.62),
+                ("sans-serif", 15).into_font(),
+            )])
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The charts drawn for a scenario: (file suffix, title, value of a run).
+type Metric = (&'static str, &'static str, fn(&RunResult) -> f64);
+
+fn metrics(scenario: &str) -> Vec<Metric> {
+    let rss: Metric = ("rss", "server RSS per connection (KiB)", |r| {
+        r.server.as_ref().map_or(0.0, |s| s.rss_per_conn_kib)
+    });
+    let p99: Metric = ("p99", "end-to-end latency p99 (ms)", |r| {
+        r.latency_us.p99 as f64 / 1000.0
+    });
+    let rate: Metric = ("deliveries", "deliveries per second", |r| {
+        r.deliveries_per_s
+    });
+    match scenario {
+        "idle" => vec![rss],
+        "connect" => vec![
+            ("conn-rate", "connections per second", |r| r.connects_per_s),
+            ("handshake-p99", "handshake p99 (ms)", |r| {
+                r.handshake_us.p99 as f64 / 1000.0
+            }),
+        ],
+        _ => vec![rate, p99],
+    }
+}
+
+/// Writes the markdown file and the charts.
+pub fn write(args: &ReportArgs) -> Result<(), String> {
+    let mut groups: BTreeMap<String, Vec<RunResult>> = BTreeMap::new();
+    for path in &args.results {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let r: RunResult =
+            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        groups.entry(r.scenario.clone()).or_default().push(r);
+    }
+    let fonts = register_font();
+    std::fs::create_dir_all(&args.charts).map_err(|e| format!("{}: {e}", args.charts.display()))?;
+    let md_dir = args
+        .markdown
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut md = String::from(HEADER);
+    if !fonts {
+        md += "\n_No TrueType font was found when this report was made: charts are missing._\n";
+    }
+    let order = ["idle", "connect", "broadcast", "rooms", "direct"];
+    let mut names: Vec<&String> = groups.keys().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
+    for name in names {
+        let runs = &groups[name];
+        let _ = write!(md, "\n## {name}\n\n{}\n\n", describe(name, &runs[0]));
+        md += &table(name, runs);
+        if !fonts {
+            continue;
+        }
+        md += "\n";
+        for (suffix, title, value) in metrics(name) {
+            let file = args.charts.join(format!("{name}-{suffix}.png"));
+            let bars: Vec<(String, f64)> = runs
+                .iter()
+                .map(|r| (format!("{} ({} conns)", system(r), r.connections), value(r)))
+                .collect();
+            bar_chart(&file, &format!("{name}: {title}"), &bars)?;
+            let rel = relative(&file, &md_dir);
+            let _ = writeln!(md, "![{name}: {title}]({})", rel.display());
+        }
+    }
+    if let Some(dir) = args.markdown.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&args.markdown, md).map_err(|e| format!("{}: {e}", args.markdown.display()))
+}
+
+fn relative(file: &Path, base: &Path) -> PathBuf {
+    file.strip_prefix(base)
+        .map_or_else(|_| file.to_path_buf(), Path::to_path_buf)
+}
+
+fn describe(scenario: &str, r: &RunResult) -> String {
+    let p = &r.params;
+    let t = &p["traffic"];
+    match scenario {
+        "idle" => format!(
+            "Open the connections, settle, hold for {} s; server RSS is summed over all nodes.",
+            p["common"]["duration"]
+        ),
+        "connect" => "A connection storm: TCP connect + upgrade + first frame, timed per connection.".into(),
+        "broadcast" => format!(
+            "{} sender(s) broadcasting {}-byte payloads (window {}) for {} s; every receiver counts every message.",
+            p["senders"], t["size"], t["window"], p["common"]["duration"]
+        ),
+        "rooms" => format!(
+            "{} rooms of {} members, {} publisher(s) each.",
+            p["rooms"], p["members"], p["publishers"]
+        ),
+        "direct" => format!(
+            "{} pairs on different nodes exchanging acked direct messages; loss and duplicates counted by message id.",
+            p["pairs"]
+        ),
+        _ => String::new(),
+    }
+}
+
+const HEADER: &str = "# Benchmarks
+
+Generated by `loadtest/bench.sh` (`wsgate-loadtest report`). Every system ran on
+the same machine, one after another, driven by the same load generator
+(`wsgate-loadtest`), with Redis for the clusters. Systems:
+
+- **wsgate**: this project, standalone (1 node) and 3 nodes over Redis.
+- **ideal**: `wsgate-loadtest ideal-server`, the smallest tokio fan-out server
+  (no protocol, no Redis): the ceiling.
+- **node-ws-redis**, **go-gorilla-redis**, **socketio-redis**: the baseline
+  peers (what teams deploy instead), 1 and 3 instances over Redis.
+
+Latency is end to end (the send time travels in the payload; sender and
+receivers share the clock), in milliseconds. Loss is against what should have
+arrived (accepted messages × receivers for broadcast). RSS/conn is the server's
+resident-memory growth divided by the connections opened (all nodes summed);
+CPU is server CPU seconds per second of measurement (1.0 = one core).
+The load generator shares the machine's cores with the server, so on small
+machines the generator can be the bottleneck: compare systems, not absolutes.
+";

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Benchmark driver: the same scenarios against wsgate, the baseline peers and the
+# ideal fan-out server, one system at a time, then docs/benchmarks.md + charts.
+#
+#   loadtest/bench.sh                 # everything, defaults below
+#   QUICK=1 loadtest/bench.sh         # tiny sizes, to check the script works
+#   SYSTEMS="wsgate-1 ideal" loadtest/bench.sh
+#
+# Systems (SYSTEMS, space separated):
+#   wsgate-1 wsgate-3            wsgate standalone / 3 nodes over Redis
+#   ideal                        wsgate-loadtest ideal-server
+#   node-1 node-3 go-1 go-3 sio-1 sio-3   the peers in ../shared/peers (PEERS_DIR)
+# Knobs (environment): CONNS (idle and connect, default 10000), BC_CONNS
+# (broadcast receivers, 2000), BC_RATE (broadcast msgs/s, 200), ROOMS (200),
+# MEMBERS (10), ROOM_RATE (2000), PAIRS (500), DIRECT_RATE (2000), DURATION
+# (10s), OUT (test-artifacts/bench), MD (docs/benchmarks.md), CHARTS
+# (docs/benchmarks).
+#
+# Every server is bound to 127.0.0.1 on free ports; each runs with the
+# open-file limit of this shell (raise `ulimit -n` for more than ~19k
+# connections per server process). Only processes this script started are
+# stopped, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+if [[ -n "${QUICK:-}" ]]; then
+  : "${CONNS:=500}" "${BC_CONNS:=100}" "${BC_RATE:=50}" "${ROOMS:=10}" "${MEMBERS:=5}"
+  : "${ROOM_RATE:=100}" "${PAIRS:=20}" "${DIRECT_RATE:=100}" "${DURATION:=2s}"
+fi
+CONNS=${CONNS:-10000}
+BC_CONNS=${BC_CONNS:-2000}
+BC_RATE=${BC_RATE:-200}
+ROOMS=${ROOMS:-200}
+MEMBERS=${MEMBERS:-10}
+ROOM_RATE=${ROOM_RATE:-2000}
+PAIRS=${PAIRS:-500}
+DIRECT_RATE=${DIRECT_RATE:-2000}
+DURATION=${DURATION:-10s}
+OUT=${OUT:-test-artifacts/bench}
+MD=${MD:-docs/benchmarks.md}
+CHARTS=${CHARTS:-docs/benchmarks}
+PEERS_DIR=${PEERS_DIR:-$(cd "$repo/.." && pwd)/shared/peers}
+SYSTEMS=${SYSTEMS:-"wsgate-1 wsgate-3 ideal node-1 node-3 go-1 go-3 sio-1 sio-3"}
+
+cargo build --release -q -p wsgate -p wsgate-loadtest
+wsgate=$repo/target/release/wsgate
+lt=$repo/target/release/wsgate-loadtest
+mkdir -p "$OUT" "$OUT/logs"
+rm -f "$OUT"/*.json
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL: until it answers (any status), at most 60 s (peers may npm install).
+wait_http() {
+  for _ in $(seq 1 600); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "not up: $1" >&2
+  return 1
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  >"$OUT/logs/redis.log" 2>&1 &
+redis_pid=$!
+trap 'cleanup; kill $redis_pid 2>/dev/null || true' EXIT
+redis_url="redis://127.0.0.1:$redis_port"
+for _ in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+urls=()
+server_pids=()
+
+start_wsgate() { # nodes
+  local n=$1 i port admin
+  for ((i = 0; i < n; i++)); do
+    port=$(free_port); admin=$(free_port)
+    local redis=()
+    ((n > 1)) && redis=(--redis-url "$redis_url" --redis-prefix "bench$$")
+    "$wsgate" --allow-anonymous --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+      --node-id "bench-$i" --rate-limit 1000000 --max-connections-per-ip 1000000 \
+      --log-format json "${redis[@]}" >"$OUT/logs/wsgate-$n-$i.log" 2>&1 &
+    pids+=($!); server_pids+=($!)
+    wait_http "http://127.0.0.1:$admin/readyz"
+    urls+=("ws://127.0.0.1:$port/ws")
+  done
+}
+
+start_peer() { # peer instances
+  local peer=$1 n=$2 i port
+  [[ -x "$PEERS_DIR/run" ]] || { echo "no peers at $PEERS_DIR" >&2; return 1; }
+  for ((i = 0; i < n; i++)); do
+    port=$(free_port)
+    local redis=""
+    ((n > 1)) && redis=$redis_url
+    "$PEERS_DIR/run" "$peer" "$port" $redis >"$OUT/logs/$peer-$n-$i.log" 2>&1 &
+    pids+=($!); server_pids+=($!)
+    wait_http "http://127.0.0.1:$port/"
+    urls+=("ws://127.0.0.1:$port/ws")
+  done
+}
+
+start_ideal() {
+  local port
+  port=$(free_port)
+  "$lt" ideal-server --listen "127.0.0.1:$port" >"$OUT/logs/ideal.log" 2>&1 &
+  pids+=($!); server_pids+=($!)
+  for _ in $(seq 1 100); do grep -q listening "$OUT/logs/ideal.log" && break; sleep 0.1; done
+  urls+=("ws://127.0.0.1:$port/ws")
+}
+
+# run SYSTEM TARGET SCENARIO ARGS...
+run() {
+  local sys=$1 target=$2 name=$3; shift 3
+  local args=(--target "$target" --label "$sys" --duration "$DURATION" --quiet)
+  for u in "${urls[@]}"; do args+=(--url "$u"); done
+  for p in "${server_pids[@]}"; do args+=(--server-pid "$p"); done
+  echo "== $sys $name" >&2
+  "$lt" "$@" "${args[@]}" --out "$OUT/$sys-$name.json" || echo "   ($sys $name failed)" >&2
+}
+
+scenarios() { # SYSTEM TARGET
+  local sys=$1 target=$2
+  run "$sys" "$target" idle idle -n "$CONNS" --settle 3s
+  run "$sys" "$target" connect connect -n "$CONNS"
+  run "$sys" "$target" broadcast broadcast -n "$BC_CONNS" --senders 1 --rate "$BC_RATE" --drain 10s
+  if [[ $target == wsgate ]]; then
+    run "$sys" "$target" broadcast-msgpack broadcast --codec msgpack -n "$BC_CONNS" --senders 1 \
+      --rate "$BC_RATE" --drain 10s
+    run "$sys" "$target" rooms rooms --rooms "$ROOMS" --members "$MEMBERS" --rate "$ROOM_RATE" --drain 10s
+    run "$sys" "$target" direct direct --pairs "$PAIRS" --rate "$DIRECT_RATE" --drain 10s
+  fi
+}
+
+for sys in $SYSTEMS; do
+  urls=(); server_pids=()
+  case $sys in
+    wsgate-1) start_wsgate 1; target=wsgate ;;
+    wsgate-3) start_wsgate 3; target=wsgate ;;
+    ideal) start_ideal; target=raw ;;
+    node-1) start_peer node-ws-redis 1 || continue; target=raw ;;
+    node-3) start_peer node-ws-redis 3 || continue; target=raw ;;
+    go-1) start_peer go-gorilla-redis 1 || continue; target=raw ;;
+    go-3) start_peer go-gorilla-redis 3 || continue; target=raw ;;
+    sio-1) start_peer socketio-redis 1 || continue; target=socketio ;;
+    sio-3) start_peer socketio-redis 3 || continue; target=socketio ;;
+    *) echo "unknown system $sys" >&2; continue ;;
+  esac
+  scenarios "$sys" "$target"
+  cleanup
+done
+
+"$lt" report "$OUT"/*.json --markdown "$MD" --charts "$CHARTS"
+echo "wrote $MD and charts in $CHARTS" >&2
