@@ -135,7 +135,13 @@ check() {
 }
 
 both_ready() { wait_http "http://127.0.0.1:$A1/readyz" "$1" && wait_http "http://127.0.0.1:$A2/readyz" "$1"; }
-metrics_served() { curl -sf "http://127.0.0.1:$A1/metrics" | grep -q '^wsgate_connections ' && curl -sf "http://127.0.0.1:$A2/metrics" | grep -q '^wsgate_connections '; }
+metrics_served() {
+  local a body
+  for a in "$A1" "$A2"; do
+    body=$(curl -sf "http://127.0.0.1:$a/metrics") || return 1
+    grep -q '^wsgate_connections ' <<<"$body" || { echo "no wsgate_connections on :$a"; return 1; }
+  done
+}
 public_ready() { wait_http "http://127.0.0.1:$P1/readyz" 5 && wait_http "http://127.0.0.1:$P1/healthz" 5; }
 
 check "both nodes ready (/readyz 200 on the admin port)" both_ready 30
@@ -170,6 +176,22 @@ redis_outage() {
   echo "both nodes ready again"
 }
 check "Redis down: 503 on /readyz and for a direct message; ready again after restart" redis_outage
+
+# After the restart, both nodes must stay connected: no reconnect loop.
+redis_stable() {
+  local expr='min by (instance) (min_over_time(wsgate_broker_up{job="wsgate"}[20s]))'
+  sleep 21
+  "$PY" - "http://127.0.0.1:$PROM" "$expr" <<'PYEOF'
+import json, sys, urllib.parse, urllib.request
+base, expr = sys.argv[1], sys.argv[2]
+with urllib.request.urlopen(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=5) as r:
+    result = json.load(r)["data"]["result"]
+values = {s["metric"].get("instance"): s["value"][1] for s in result}
+print(f"{expr}: {values}")
+sys.exit(0 if len(values) == 2 and all(v == "1" for v in values.values()) else 1)
+PYEOF
+}
+check "both nodes stay subscribed to Redis for 20s after it came back" redis_stable
 
 check "every dashboard panel query returns a series (prometheus, scrape 1s)" \
   "$PY" deploy/checks/live_queries.py "http://127.0.0.1:$PROM" "$DASH" 60
