@@ -114,11 +114,25 @@ app.kubernetes.io/component: redis
 {{- else }}redis-url{{ end }}
 {{- end }}
 
-{{/* Secret holding jwt-secret / api-key (empty when none is configured). */}}
+{{/* Whether the chart puts a JWT HS256 key into its own Secret (given or generated). */}}
+{{- define "wsgate.chartJwtSecret" -}}
+{{- if not .Values.auth.existingSecret }}
+{{- if .Values.auth.jwtSecret }}true
+{{- else if and .Values.auth.generateMissing (not .Values.auth.jwtPublicKey.existingSecret) (not .Values.config.allowAnonymous) }}true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the chart puts an API key into its own Secret (given or generated). */}}
+{{- define "wsgate.chartApiKey" -}}
+{{- if and (not .Values.auth.existingSecret) (or .Values.auth.apiKey .Values.auth.generateMissing) }}true{{ end }}
+{{- end }}
+
+{{/* Secret holding jwt-secret / api-key (empty when there is none). */}}
 {{- define "wsgate.authSecretName" -}}
 {{- if .Values.auth.existingSecret }}
 {{- .Values.auth.existingSecret }}
-{{- else if or .Values.auth.jwtSecret .Values.auth.apiKey }}
+{{- else if or (include "wsgate.chartJwtSecret" .) (include "wsgate.chartApiKey" .) }}
 {{- printf "%s-auth" (include "wsgate.fullname" .) }}
 {{- end }}
 {{- end }}
@@ -127,6 +141,9 @@ app.kubernetes.io/component: redis
 {{- define "wsgate.validate" -}}
 {{- if and .Values.redis.enabled (or .Values.externalRedis.url .Values.externalRedis.existingSecret) }}
 {{- fail "wsgate: set either redis.enabled or externalRedis, not both" }}
+{{- end }}
+{{- if and (not .Values.auth.existingSecret) (not .Values.auth.jwtSecret) (not .Values.auth.jwtPublicKey.existingSecret) (not .Values.config.allowAnonymous) (not .Values.auth.generateMissing) }}
+{{- fail "wsgate: clients cannot authenticate and the server would not start: set auth.jwtSecret, auth.existingSecret, auth.jwtPublicKey.existingSecret, auth.generateMissing or config.allowAnonymous" }}
 {{- end }}
 {{- if and (not (include "wsgate.clustered" .)) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "wsgate: more than one replica needs Redis: enable redis or set externalRedis" }}
