@@ -41,7 +41,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
-pub use wsgate_protocol::{Codec, ErrorCode, MessageFrame, Ref, Reply, ServerFrame};
+pub use wsgate_protocol::{
+    Codec, ErrorCode, Kind, MessageFrame, PresenceEvent, Ref, Reply, ServerFrame,
+};
 
 /// Timeout for connecting and for each request when none is set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
