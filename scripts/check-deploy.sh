@@ -99,7 +99,7 @@ kube_validate() {
   local version=$1
   shift
   local out
-  out=$(kubernetes-validate --strict --kubernetes-version "$version" "$@" 2>&1) || { printf '%s\n' "$out"; return 1; }
+  out=$(kubernetes-validate --strict --quiet --kubernetes-version "$version" "$@" 2>&1) || { printf '%s\n' "$out"; return 1; }
   printf '%s\n' "$out"
   ! grep -qE '^(WARN|ERROR)' <<<"$out"
 }
