@@ -138,6 +138,7 @@ where
 
 /// [`eventually`] for checks that borrow mutably (a client): polls the
 /// `Option` expression `$check` (which may `.await`) every 50 ms.
+#[allow(unused_macros)]
 macro_rules! poll {
     ($what:expr, $limit:expr, $check:expr) => {{
         let deadline = std::time::Instant::now() + $limit;
