@@ -300,6 +300,7 @@ export class WsgateClient {
    * @returns {Promise<{ ok: true, id: string, online: boolean }>}
    */
   send(to, content) {
+    this.#typingSent.delete(`u:${to}`); // receivers clear "typing" on a message
     return this.#request({ type: 'send', to, content });
   }
 
@@ -310,6 +311,7 @@ export class WsgateClient {
    * @returns {Promise<{ ok: true, id: string }>}
    */
   publish(room, content) {
+    this.#typingSent.delete(`r:${room}`);
     return this.#request({ type: 'publish', room, content });
   }
 

@@ -98,7 +98,6 @@ describe(`demo page, ${useRedis ? 'two nodes over redis' : 'one standalone node'
   test('room messages and typing', async () => {
     await bob.page.locator('#text').pressSequentially('hel');
     await alice.page.locator('#typing', { hasText: 'web-bob is typing…' }).waitFor();
-    await screenshot(alice.page, 'demo-room-typing');
     await bob.page.locator('#text').fill('hello from bob');
     await bob.page.locator('#text').press('Enter');
     await alice.page.locator('#messages .msg .text', { hasText: 'hello from bob' }).waitFor();
@@ -109,6 +108,10 @@ describe(`demo page, ${useRedis ? 'two nodes over redis' : 'one standalone node'
     await bob.page.locator('#messages .msg.mine .delivery', { hasText: 'sent' }).first().waitFor();
     assert.deepEqual(await texts(bob.page), ['hello from bob', 'hi bob, welcome to the lobby']);
     assert.deepEqual(await texts(alice.page), ['hello from bob', 'hi bob, welcome to the lobby']);
+    await bob.page.locator('#text').pressSequentially('thanks');
+    await alice.page.locator('#typing', { hasText: 'web-bob is typing…' }).waitFor();
+    await screenshot(alice.page, 'demo-room');
+    await bob.page.locator('#text').fill('');
   });
 
   test('direct messages with delivery receipts', async () => {

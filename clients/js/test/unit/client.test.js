@@ -517,3 +517,14 @@ test('frames that cannot be encoded or are too large reject before sending', asy
   assert.equal(socket.sent.length, 0);
   assert.equal(client.state, 'open');
 });
+
+test('a message resets the typing throttle of its target', async () => {
+  const { client } = await connected({ typingThrottleMs: 2000 });
+  assert.equal(client.typing({ room: 'lobby' }), true);
+  void client.publish('lobby', 'done typing').catch(() => {});
+  assert.equal(client.typing({ room: 'lobby' }), true);
+  assert.equal(client.typing({ to: 'bob' }), true);
+  void client.send('bob', 'x').catch(() => {});
+  assert.equal(client.typing({ to: 'bob' }), true);
+  client.close();
+});
