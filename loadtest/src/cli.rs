@@ -135,7 +135,9 @@ pub struct ConnectArgs {
 /// Sending parameters shared by the traffic scenarios.
 #[derive(Args, Debug, Clone, Serialize)]
 pub struct Traffic {
-    /// Messages per second over all senders (0 = as fast as the server takes them).
+    /// Messages per second over all senders (0 = as fast as the server takes
+    /// them). wsgate's --rate-limit (frames/s per connection) must allow each
+    /// sender's share, acks included.
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
     /// Messages one sender may have unanswered (reply, or own echo) at once.

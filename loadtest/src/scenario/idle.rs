@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::conn::{run_conn, Role};
-use super::{close_all, Ctx};
+use super::{close_all, unpark_all, Ctx};
 use crate::cli::{ConnectArgs, IdleArgs};
 use crate::coord::Ctl;
 use crate::stats::{HistData, WorkerResult};
@@ -32,9 +32,10 @@ pub async fn idle(ctx: &Ctx, args: &IdleArgs, ctl: &mut Ctl) -> Result<WorkerRes
     let connections = opened.clients.len() as u64;
     ctl.barrier().await?;
 
+    let (clients, mut dropped) = unpark_all(opened.clients).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
-    for (g, client) in opened.clients {
+    for (g, client) in clients {
         let (live, stop) = (ctx.live.clone(), stop_rx.clone());
         set.spawn(run_conn(client, Role::default(), g as usize, live, stop));
     }
@@ -43,7 +44,6 @@ pub async fn idle(ctx: &Ctx, args: &IdleArgs, ctl: &mut Ctl) -> Result<WorkerRes
 
     let _ = stop_tx.send(true);
     let mut alive = Vec::new();
-    let mut dropped = 0;
     while let Some(joined) = set.join_next().await {
         match joined.ok().and_then(|o| o.client) {
             Some(c) => alive.push(c),
@@ -73,9 +73,11 @@ pub async fn connect(ctx: &Ctx, args: &ConnectArgs, ctl: &mut Ctl) -> Result<Wor
     let storm_secs = started.elapsed().as_secs_f64();
     ctl.barrier().await?;
     let connections = opened.clients.len() as u64;
-    close_all(&ctx.live, opened.clients.into_iter().map(|(_, c)| c)).await;
+    let (clients, dropped) = unpark_all(opened.clients).await;
+    close_all(&ctx.live, clients.into_iter().map(|(_, c)| c)).await;
     Ok(WorkerResult {
         connections,
+        dropped,
         connect_failures: opened.failures,
         storm_secs,
         handshake: HistData::from_hist(&opened.handshake),

@@ -10,6 +10,7 @@
 
 mod conn;
 mod idle;
+mod park;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,8 @@ use tokio::task::JoinSet;
 use crate::cli::{BroadcastArgs, Common, ConnectArgs, DirectArgs, IdleArgs, RoomsArgs};
 use crate::coord::{Ctl, Share};
 use crate::stats::{self, Live, WorkerResult};
-use crate::wire::{self, Client, Endpoint};
+use crate::wire::{self, Client, Endpoint, WireError};
+pub use park::{park, unpark_all, Parked};
 
 /// One scenario with its parameters.
 #[derive(Clone, Debug)]
@@ -114,8 +116,8 @@ pub struct Ctx {
 
 /// Connections opened by [`Ctx::open`], with what it cost.
 pub struct Opened {
-    /// (global index, connection), in completion order.
-    pub clients: Vec<(u64, Client)>,
+    /// (global index, parked connection), in completion order.
+    pub clients: Vec<(u64, Parked)>,
     pub failures: BTreeMap<String, u64>,
     pub handshake: Histogram<u64>,
 }
@@ -162,10 +164,16 @@ impl Ctx {
     }
 
     /// Opens `(global index, endpoint)` connections, at most `--concurrency`
-    /// handshakes at once, paced to `rate` per second when `rate > 0`.
+    /// handshakes at once, paced to `rate` per second when `rate > 0`. Each
+    /// connection is parked as soon as it is open.
     pub async fn open(&self, plan: Vec<(u64, usize)>, rate: f64) -> Opened {
         let sem = Arc::new(Semaphore::new(self.common.concurrency.max(1)));
         let mut set = JoinSet::new();
+        let mut opened = Opened {
+            clients: Vec::new(),
+            failures: BTreeMap::new(),
+            handshake: stats::histogram(),
+        };
         let start = Instant::now();
         for (k, (g, e)) in plan.into_iter().enumerate() {
             if rate > 0.0 {
@@ -175,6 +183,9 @@ impl Ctx {
             let Ok(permit) = sem.clone().acquire_owned().await else {
                 break;
             };
+            while let Some(joined) = set.try_join_next() {
+                self.collect(&mut opened, joined);
+            }
             let ep = self.endpoints[e].clone();
             let (target, codec) = (self.common.target, self.common.codec);
             let source = wire::source_ip((g % self.sources as u64) as usize);
@@ -191,28 +202,31 @@ impl Ctx {
                 (g, t.elapsed(), r)
             });
         }
-        let mut opened = Opened {
-            clients: Vec::new(),
-            failures: BTreeMap::new(),
-            handshake: stats::histogram(),
-        };
         while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((g, took, Ok(client))) => {
-                    opened.handshake.saturating_record(took.as_micros() as u64);
-                    opened.clients.push((g, client));
-                }
-                Ok((_, _, Err(e))) => {
-                    let kind = e.kind();
-                    if !opened.failures.contains_key(&kind) {
-                        eprintln!("worker {}: connect failed ({kind}): {e}", self.share.index);
-                    }
-                    *opened.failures.entry(kind).or_default() += 1;
-                }
-                Err(_) => *opened.failures.entry("panic".into()).or_default() += 1,
-            }
+            self.collect(&mut opened, joined);
         }
         opened
+    }
+
+    fn collect(
+        &self,
+        opened: &mut Opened,
+        joined: Result<(u64, Duration, Result<Client, WireError>), tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok((g, took, Ok(client))) => {
+                opened.handshake.saturating_record(took.as_micros() as u64);
+                opened.clients.push((g, park(client, self.live.clone())));
+            }
+            Ok((_, _, Err(e))) => {
+                let kind = e.kind();
+                if !opened.failures.contains_key(&kind) {
+                    eprintln!("worker {}: connect failed ({kind}): {e}", self.share.index);
+                }
+                *opened.failures.entry(kind).or_default() += 1;
+            }
+            Err(_) => *opened.failures.entry("panic".into()).or_default() += 1,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::conn::{run_conn, Outcome, Role, SendKind, SendPlan};
-use super::{close_all, Ctx};
+use super::{close_all, park, unpark_all, Ctx, Parked};
 use crate::cli::{BroadcastArgs, DirectArgs, RoomsArgs, Traffic};
 use crate::coord::Ctl;
 use crate::stats::{HistData, WorkerResult};
@@ -128,10 +128,11 @@ pub async fn broadcast(
     };
     ctl.barrier().await?;
 
+    let (clients, dropped) = unpark_all(opened.clients).await;
+    result.dropped = dropped;
     let (start, until) = start_window(ctx);
     let rate = args.traffic.rate / args.senders.max(1) as f64;
-    let conns = opened
-        .clients
+    let conns = clients
         .into_iter()
         .map(|(g, client)| {
             let role = if g >= args.connections {
@@ -168,7 +169,7 @@ async fn join_rooms(
     members: u64,
     clients: Vec<(u64, Client)>,
     failures: &mut BTreeMap<String, u64>,
-) -> Vec<(u64, Client)> {
+) -> Vec<(u64, Parked)> {
     let sem = Arc::new(Semaphore::new(ctx.common.concurrency.max(1)));
     let mut set = JoinSet::new();
     for (g, mut client) in clients {
@@ -184,7 +185,7 @@ async fn join_rooms(
     let mut joined = Vec::new();
     while let Some(res) = set.join_next().await {
         match res {
-            Ok((g, client, Ok(()))) => joined.push((g, client)),
+            Ok((g, client, Ok(()))) => joined.push((g, park(client, ctx.live.clone()))),
             Ok((_, client, Err(e))) => {
                 *failures.entry(format!("join_{}", e.kind())).or_default() += 1;
                 ctx.live.open.fetch_sub(1, Ordering::Relaxed);
@@ -208,7 +209,8 @@ pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerR
         .collect();
     let opened = ctx.open(plan_ids, 0.0).await;
     let mut failures = opened.failures;
-    let joined = join_rooms(ctx, k, opened.clients, &mut failures).await;
+    let (clients, dropped_early) = unpark_all(opened.clients).await;
+    let joined = join_rooms(ctx, k, clients, &mut failures).await;
     let mut result = WorkerResult {
         connections: joined.len() as u64,
         connect_failures: failures,
@@ -217,6 +219,8 @@ pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerR
     };
     ctl.barrier().await?;
 
+    let (joined, dropped) = unpark_all(joined).await;
+    result.dropped = dropped_early + dropped;
     let (start, until) = start_window(ctx);
     let rate = args.traffic.rate / (args.rooms * args.publishers).max(1) as f64;
     let mut receivers_in: BTreeMap<u64, u64> = BTreeMap::new();
@@ -259,6 +263,26 @@ pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerR
     Ok(result)
 }
 
+/// Keeps the pairs whose two sides are both open and closes the rest: a
+/// message to an absent peer would wait in its inbox and look lost.
+async fn complete_pairs(ctx: &Ctx, clients: Vec<(u64, Client)>) -> Vec<(u64, Client)> {
+    let mut by_pair: BTreeMap<u64, Vec<(u64, Client)>> = BTreeMap::new();
+    for (g, c) in clients {
+        by_pair.entry(g / 2).or_default().push((g, c));
+    }
+    let mut complete = Vec::new();
+    let mut strays = Vec::new();
+    for (_, members) in by_pair {
+        if members.len() == 2 {
+            complete.extend(members);
+        } else {
+            strays.extend(members.into_iter().map(|(_, c)| c));
+        }
+    }
+    close_all(&ctx.live, strays).await;
+    complete
+}
+
 pub async fn direct(ctx: &Ctx, args: &DirectArgs, ctl: &mut Ctl) -> Result<WorkerResult, String> {
     if ctx.common.target != Target::Wsgate {
         return Err("direct needs --target wsgate".into());
@@ -278,25 +302,18 @@ pub async fn direct(ctx: &Ctx, args: &DirectArgs, ctl: &mut Ctl) -> Result<Worke
         handshake: HistData::from_hist(&opened.handshake),
         ..Default::default()
     };
-    // Only complete pairs take part: a message to an absent peer would wait
-    // in its inbox and look lost.
-    let mut by_pair: BTreeMap<u64, Vec<(u64, Client)>> = BTreeMap::new();
-    for (g, c) in opened.clients {
-        by_pair.entry(g / 2).or_default().push((g, c));
-    }
-    let mut complete = Vec::new();
-    let mut strays = Vec::new();
-    for (_, members) in by_pair {
-        if members.len() == 2 {
-            complete.extend(members);
-        } else {
-            strays.extend(members.into_iter().map(|(_, c)| c));
-        }
-    }
-    close_all(&ctx.live, strays).await;
+    let (clients, _) = unpark_all(opened.clients).await;
+    let complete = complete_pairs(ctx, clients).await;
     result.connections = complete.len() as u64;
+    let parked = complete
+        .into_iter()
+        .map(|(g, c)| (g, park(c, ctx.live.clone())))
+        .collect();
     ctl.barrier().await?;
 
+    let (clients, _) = unpark_all(parked).await;
+    let complete = complete_pairs(ctx, clients).await;
+    result.dropped = result.connections - complete.len() as u64;
     let (start, until) = start_window(ctx);
     let rate = args.traffic.rate / (2 * args.pairs).max(1) as f64;
     let conns = complete
