@@ -215,6 +215,8 @@ export class WsgateClient {
       this.#closedByUser = false;
       this.#authRejected = false;
       this.#attempt = 0;
+      // Browsers: when the network comes back, do not wait out the backoff.
+      globalThis.addEventListener?.('online', this.#onOnline);
       void this.#dial();
     }
     return /** @type {Promise<Welcome>} */ (ready);
@@ -229,6 +231,8 @@ export class WsgateClient {
     this.#closedByUser = true;
     this.#stop(new WsgateError('closed', 'the client was closed'), 1000, reason);
   }
+
+  #onOnline = () => this.reconnectNow();
 
   /** Skips the current backoff wait and reconnects at once (a "retry now" button). */
   reconnectNow() {
@@ -681,6 +685,7 @@ export class WsgateClient {
    * @param {number} [code] the close code to report
    */
   #stop(error, closeCode, reason, code) {
+    globalThis.removeEventListener?.('online', this.#onOnline);
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#refreshTimer);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startWsgate, signJwt, eventually } from '../helpers/servers.js';
 import { connectClient, closeClients, record, waitFor } from '../helpers/clients.js';
+import { startProxy } from '../helpers/proxy.js';
 
 const SECRET = 'js-sdk-test-secret';
 /** @type {Array<{ stop: () => Promise<any> }>} */
@@ -73,6 +74,30 @@ test('heartbeat: application pings keep a connection with a short ping interval 
   await new Promise((r) => setTimeout(r, 3500));
   assert.deepEqual(disconnects, []);
   assert.equal(client.state, 'open');
+});
+
+test('heartbeat: a silent (half-open) connection is dropped and replaced', async () => {
+  const n1 = await node({ args: ['--ping-interval', '1s', '--pong-timeout', '5s'] });
+  const proxy = await startProxy(n1.port);
+  try {
+    const client = await connectClient(`ws://127.0.0.1:${proxy.port}/ws`, {
+      user: 'halfopen-user',
+      heartbeatMarginMs: 1000,
+      reconnectMinMs: 100,
+      reconnectMaxMs: 500,
+    });
+    const states = record(client, 'state');
+    const firstSession = client.welcome?.session;
+    proxy.blackhole();
+    const dead = await waitFor(states, (s) => s.state === 'reconnecting', 'dead connection noticed');
+    assert.equal(dead.code, 4000);
+    assert.equal(dead.reason, 'heartbeat timeout');
+    proxy.restore();
+    await eventually(() => client.state === 'open', { what: 'a new connection', timeoutMs: 10000 });
+    assert.notEqual(client.welcome?.session, firstSession);
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('token: refreshed before expiry keeps the connection open', async () => {

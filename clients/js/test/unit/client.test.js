@@ -528,3 +528,25 @@ test('a message resets the typing throttle of its target', async () => {
   assert.equal(client.typing({ to: 'bob' }), true);
   client.close();
 });
+
+test('the browser online event skips the backoff wait', async () => {
+  const target = new EventTarget();
+  const g = /** @type {any} */ (globalThis);
+  const saved = [g.addEventListener, g.removeEventListener];
+  g.addEventListener = target.addEventListener.bind(target);
+  g.removeEventListener = target.removeEventListener.bind(target);
+  try {
+    const { client } = await connected();
+    FakeWebSocket.last.serverClose(1006);
+    assert.equal(FakeWebSocket.instances.length, 1);
+    target.dispatchEvent(new Event('online'));
+    await flush();
+    assert.equal(FakeWebSocket.instances.length, 2);
+    client.close();
+    target.dispatchEvent(new Event('online'));
+    await flush();
+    assert.equal(FakeWebSocket.instances.length, 2);
+  } finally {
+    [g.addEventListener, g.removeEventListener] = saved;
+  }
+});
