@@ -3,8 +3,9 @@
 #   1. installs what is missing: redis-server and chromium (Debian packages),
 #      the npm dev dependencies (npm ci, from the committed package-lock.json);
 #   2. builds the server (cargo build -p wsgate);
-#   3. type-checks the SDK, tests and demo (tsc --noEmit, checkJs) and emits
-#      the .d.ts files users get (clients/js/types/, not committed);
+#   3. type-checks the SDK, tests and demo (tsc --noEmit, checkJs), emits
+#      the .d.ts files users get (clients/js/types/, not committed) and
+#      compiles a TypeScript usage example against them;
 #   4. runs, with node's test runner: unit tests (fake timers, fake socket),
 #      integration tests (the SDK in Node against real wsgate nodes and
 #      redis-server) and browser tests (the demo page in headless Chromium,
@@ -42,6 +43,7 @@ log "tsc: type check (checkJs) and .d.ts for users"
 node_modules/.bin/tsc -p tsconfig.json
 rm -rf types
 node_modules/.bin/tsc -p tsconfig.types.json
+node_modules/.bin/tsc -p tsconfig.usage.json # the .d.ts as a TypeScript user sees them
 
 log "node --test: unit, integration and browser tests"
 node --test --test-concurrency=1 test/unit/ test/integration/ test/browser/

@@ -97,7 +97,7 @@ import { refreshDelay, tokenExpiry } from './token.js';
  * @property {Frame} frame
  * @property {(reply: any) => void} resolve
  * @property {(error: WsgateError) => void} reject
- * @property {ReturnType<typeof setTimeout>} [timer]
+ * @property {any} [timer] the timeout handle (a number in browsers, an object in Node)
  */
 
 const OPEN = 1;
