@@ -99,11 +99,7 @@ pub fn start(
     let (broker, inbox): (Arc<dyn Broker>, Arc<dyn Inbox>) = match backend {
         Backend::Memory(bus) => (
             Arc::new(bus.broker(&config.node_id)),
-            Arc::new(MemoryInbox::new(
-                config.inbox_max,
-                config.inbox_ttl,
-                metrics.clone(),
-            )),
+            bus.inbox(config.inbox_max, config.inbox_ttl, metrics.clone()),
         ),
         Backend::FromConfig => match &config.redis_url {
             None => (

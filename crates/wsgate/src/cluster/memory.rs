@@ -3,16 +3,21 @@
 //!
 //! State mirrors what the Redis broker keeps in Redis: per user, per node
 //! connection counts; per room, per user, the set of nodes with a member
-//! connection; per room, the nodes interested in its traffic.
+//! connection; per room, the nodes interested in its traffic. Nodes on one
+//! bus also share one inbox ([`MemoryBus::inbox`]), as nodes sharing a Redis
+//! share its inbox lists: a message stored through one node is replayed and
+//! acked through any other.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use wsgate_protocol::bus::Envelope;
 
 use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
+use crate::inbox::memory::MemoryInbox;
+use crate::metrics::Metrics;
 
 #[derive(Default)]
 struct State {
@@ -26,6 +31,7 @@ struct State {
 #[derive(Default, Clone)]
 pub struct MemoryBus {
     state: Arc<Mutex<State>>,
+    inbox: Arc<OnceLock<Arc<MemoryInbox>>>,
 }
 
 impl MemoryBus {
@@ -49,6 +55,15 @@ impl MemoryBus {
             node: node_id.to_owned(),
             info,
         }
+    }
+
+    /// The inbox shared by every node on this bus. The first node to ask
+    /// creates it with its limits and metrics (drops for `inbox-ttl` are
+    /// counted there; trims are counted by the storing node).
+    pub fn inbox(&self, max: usize, ttl: Duration, metrics: Arc<Metrics>) -> Arc<MemoryInbox> {
+        self.inbox
+            .get_or_init(|| Arc::new(MemoryInbox::new(max, ttl, metrics)))
+            .clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

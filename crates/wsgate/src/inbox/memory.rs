@@ -2,9 +2,13 @@
 //! Redis lists: capped, expiring after the last store, removed by ack.
 //!
 //! A sweeper task drops expired inboxes (counted as `expired`); reads also
-//! check expiry so a stale inbox is never replayed between sweeps.
+//! check expiry so a stale inbox is never replayed between sweeps. One inbox
+//! may be shared by several nodes of one process (see
+//! [`crate::cluster::memory::MemoryBus::inbox`]); only the first `start`
+//! spawns the sweeper.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ pub struct MemoryInbox {
     max: usize,
     ttl: Duration,
     metrics: Arc<Metrics>,
+    started: AtomicBool,
 }
 
 impl MemoryInbox {
@@ -35,6 +40,7 @@ impl MemoryInbox {
             max,
             ttl,
             metrics,
+            started: AtomicBool::new(false),
         }
     }
 
@@ -123,6 +129,9 @@ impl Inbox for MemoryInbox {
     }
 
     fn start(&self) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let inboxes = Arc::downgrade(&self.inboxes);
         let metrics = self.metrics.clone();
         let period = (self.ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
