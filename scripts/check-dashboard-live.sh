@@ -90,10 +90,11 @@ start_redis() {
 }
 start_redis
 
-# Node 2 has a small per-IP limit (the traffic checks the 429), both keep at
+# Node 1 has a small outbox (the traffic checks the slow-consumer close, 1013),
+# node 2 a small per-IP limit (the traffic checks the 429); both keep at
 # most 3 messages per inbox (the traffic checks the trim).
 "$BIN" --redis-url "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$P1" --admin-listen "127.0.0.1:$A1" \
-  --allow-anonymous --api-key "$API_KEY" --node-id n1 --inbox-max 3 --drain-timeout 1s \
+  --allow-anonymous --api-key "$API_KEY" --node-id n1 --inbox-max 3 --outbox-size 16 --drain-timeout 1s \
   >"$WORK/n1.log" 2>&1 &
 PIDS+=($!)
 "$BIN" --redis-url "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$P2" --admin-listen "127.0.0.1:$A2" \

@@ -81,6 +81,14 @@ def api(base, key, method, path, body=None):
         return err.code, json.loads(err.read() or b"null")
 
 
+def slow_consumers(base):
+    with urllib.request.urlopen(f"{base}/metrics", timeout=TIMEOUT) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("wsgate_slow_consumer_disconnects_total "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def ok(reply, what):
     assert reply.get("type") == "reply" and reply.get("ok") is True, f"{what}: {reply}"
     return reply
@@ -211,6 +219,26 @@ async def main(ws1, ws2, api1, api2, key):
     step(f"per-IP limit: upgrade refused with 429 after {len(extra)} more connections on node 2")
     for c in extra:
         await c.close()
+
+    # Slow consumer: a client in a busy room that never reads. Once the
+    # socket buffers and its outbox are full, the node closes it with 1013.
+    slow = await Client.open(ws1, "slowpoke")
+    ok(await slow.request({"type": "join", "room": "firehose"}), "slowpoke join")
+    blob = "x" * 60000
+    sent = 0
+    for sent in range(1, 3001):
+        status, _ = api(api1, key, "POST", "/api/v1/publish", {"room": "firehose", "content": blob})
+        assert status == 200, status
+        if sent % 25 == 0 and slow_consumers(api1) > 0:
+            break
+    code = None
+    try:
+        while True:
+            await asyncio.wait_for(slow.ws.recv(), TIMEOUT)
+    except websockets.ConnectionClosed as exc:
+        code = exc.rcvd.code if exc.rcvd else None
+    assert code == 1013, f"slow consumer: expected close 1013 after {sent} large room messages, got {code}"
+    step(f"slow consumer: a client that did not read was closed with 1013 after {sent} messages of 60 kB")
 
     await asyncio.sleep(0.5)
     for c in (alice, bob, carol, dave):
