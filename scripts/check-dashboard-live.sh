@@ -41,7 +41,11 @@ PY=$VENV/bin/python
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   log "cargo build -p wsgate"
-  cargo build -q -p wsgate
+  if ! cargo build -q -p wsgate; then
+    log "cargo build -p wsgate failed"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
 fi
 [[ -x $BIN ]] || { log "no $BIN"; echo "0 passed, 1 failed"; exit 1; }
 
