@@ -163,3 +163,14 @@ test('token: refused upgrade (401) with a JSON body; a token without caps cannot
   });
   assert.equal((await capped.broadcast('ok')).ok, true);
 });
+
+test('token rooms claim and max-rooms limit', async () => {
+  const n1 = await node({ anonymous: false, jwtSecret: SECRET, args: ['--max-rooms', '2'] });
+  const token = signJwt({ sub: 'roomy', rooms: ['team-*'], exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
+  const client = await connectClient(n1.wsUrl, { token });
+  await assert.rejects(client.join('other'), { code: 'forbidden' });
+  await client.join('team-a');
+  await client.join('team-b');
+  await assert.rejects(client.join('team-c'), { code: 'too_many_rooms' });
+  assert.deepEqual(client.rooms.sort(), ['team-a', 'team-b']);
+});
