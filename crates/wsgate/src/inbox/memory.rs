@@ -113,7 +113,7 @@ impl Inbox for MemoryInbox {
         };
         let mut acked = Vec::new();
         inbox.messages.retain(|m| {
-            let hit = ids.iter().any(|id| *id == m.id);
+            let hit = ids.contains(&m.id);
             if hit {
                 acked.push(Acked {
                     id: m.id.clone(),

@@ -96,7 +96,7 @@ pub fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
     let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
     match policy {
         OriginPolicy::Any => true,
-        OriginPolicy::List(list) => list.iter().any(|o| *o == origin),
+        OriginPolicy::List(list) => list.contains(&origin),
         OriginPolicy::SameHost => {
             let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
                 return false;

@@ -114,13 +114,16 @@ impl RedisShared {
     }
 }
 
+/// A node's cluster backend: the broker and the inbox sharing one pool.
+pub type BrokerAndInbox = (Arc<dyn Broker>, Arc<dyn Inbox>);
+
 /// Builds the Redis broker and inbox for a node. Connecting happens in the
 /// background: a node starts (not ready) even while Redis is down.
 pub fn connect(
     url: &str,
     config: &Config,
     metrics: Arc<Metrics>,
-) -> Result<(Arc<dyn Broker>, Arc<dyn Inbox>), ConfigError> {
+) -> Result<BrokerAndInbox, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid {
         name: "redis-url",
         value: url.to_owned(),
