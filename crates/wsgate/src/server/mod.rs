@@ -18,7 +18,7 @@ use ::http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
@@ -64,7 +64,7 @@ async fn connection(node: Arc<Node>, mut stream: TcpStream, peer: SocketAddr, ki
                 node.metrics.rejected(RejectReason::HandshakeLimit);
                 let _ = tokio::time::timeout(
                     std::time::Duration::from_secs(1),
-                    stream.write_all(self::http::raw_busy_response()),
+                    busy_close(&mut stream),
                 )
                 .await;
                 return;
@@ -89,6 +89,28 @@ async fn connection(node: Arc<Node>, mut stream: TcpStream, peer: SocketAddr, ki
     let conn = std::pin::pin!(conn);
     if let Err(e) = conn.await {
         debug!(peer = %peer, error = %e, "HTTP connection ended with an error.");
+    }
+}
+
+/// Writes the raw 503 and closes gracefully: the unread request is drained
+/// (a little, until the client closes) so the close is a FIN, not a reset
+/// that would discard the response before the client reads it.
+async fn busy_close(stream: &mut TcpStream) {
+    if stream
+        .write_all(self::http::raw_busy_response())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let mut left: usize = 16 * 1024;
+    while left > 0 {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
     }
 }
 
