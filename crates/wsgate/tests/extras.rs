@@ -1,0 +1,125 @@
+//! Behaviour where the contract is silent or that the server adds beyond it:
+//! the handshake admission limit and timeout, `iss`/`aud`/`iat` checks,
+//! close handshakes started by the client, the demo page, and session ids.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn pending_handshakes_are_limited_and_time_out() {
+    let mut cfg = config();
+    cfg.max_pending_handshakes = 1;
+    cfg.handshake_timeout = Duration::from_millis(300);
+    let node = start(cfg).await;
+    // An idle connection holds the only handshake slot...
+    let mut idle = TcpStream::connect(node.public).await.unwrap();
+    let public = node.public;
+    eventually(
+        "a second connection is refused with a raw 503",
+        || async move {
+            let res = http(public, "GET", "/healthz", &[], None).await;
+            res.status == 503
+        },
+    )
+    .await;
+    let res = http(node.public, "GET", "/healthz", &[], None).await;
+    if res.status == 503 {
+        res.assert_error(503, "unavailable");
+        assert_eq!(res.header("retry-after"), Some("1"));
+    }
+    assert!(
+        node.metric("wsgate_connections_rejected_total{reason=\"handshake_limit\"}")
+            .await
+            >= 1.0
+    );
+    // ...until the handshake timeout closes it.
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(T, idle.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the idle connection is closed by the handshake timeout: {read:?}"
+    );
+    eventually("the slot is free again", || async move {
+        http(public, "GET", "/healthz", &[], None).await.status == 200
+    })
+    .await;
+    node.connect("a").await;
+    // The admin listener is never limited.
+    assert_eq!(
+        http(node.admin, "GET", "/healthz", &[], None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn issuer_audience_and_iat_are_checked() {
+    let mut cfg = config();
+    cfg.jwt_issuer = Some("https://auth.example".into());
+    cfg.jwt_audience = Some("wsgate".into());
+    let node = start(cfg).await;
+    let exp = now_secs() + 3600;
+    let good = token_claims(&json!({
+        "sub": "a", "exp": exp, "iss": "https://auth.example", "aud": "wsgate"
+    }));
+    assert_eq!(node.connect_token(&good).await.unwrap().welcome().user, "a");
+    for claims in [
+        json!({"sub": "a", "exp": exp, "aud": "wsgate"}),
+        json!({"sub": "a", "exp": exp, "iss": "https://evil.example", "aud": "wsgate"}),
+        json!({"sub": "a", "exp": exp, "iss": "https://auth.example"}),
+        json!({"sub": "a", "exp": exp, "iss": "https://auth.example", "aud": "other"}),
+    ] {
+        let err = node.connect_token(&token_claims(&claims)).await.err();
+        assert_eq!(err.and_then(|e| e.status()), Some(401), "{claims}");
+    }
+    // Without those settings, `iat` far in the future is refused too.
+    let node = start(config()).await;
+    let t = token_claims(&json!({"sub": "a", "exp": exp, "iat": now_secs() + 3600}));
+    let err = node.connect_token(&t).await.err();
+    assert_eq!(err.and_then(|e| e.status()), Some(401));
+    let t = token_claims(&json!({"sub": "a", "exp": exp, "iat": now_secs() - 10}));
+    node.connect_token(&t).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_and_counted() {
+    let node = start(config()).await;
+    let mut c = node.connect("a").await;
+    c.request(join("r")).await.unwrap();
+    let info = c.close(1000).await.unwrap();
+    assert_eq!(
+        info.code,
+        Some(1000),
+        "the server echoes the client's close"
+    );
+    eventually("the disconnect is counted", || async {
+        node.metric("wsgate_disconnects_total{code=\"1000\"}").await == 1.0
+            && node.metric("wsgate_connections").await == 0.0
+            && node.metric("wsgate_rooms").await == 0.0
+    })
+    .await;
+    let mut c = node.connect("a").await;
+    assert_eq!(c.close(4000).await.unwrap().code, Some(4000));
+}
+
+#[tokio::test]
+async fn sessions_are_unique_and_the_demo_page_is_served() {
+    let node = start(config()).await;
+    let a = node.connect("a").await;
+    let b = node.connect("a").await;
+    assert_ne!(a.welcome().session, b.welcome().session);
+    let res = http(node.public, "GET", "/", &[], None).await;
+    assert_eq!(res.status, 200);
+    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    http(node.public, "GET", "/../Cargo.toml", &[], None)
+        .await
+        .assert_error(404, "not_found");
+    http(node.admin, "GET", "/", &[], None)
+        .await
+        .assert_error(404, "not_found");
+}
