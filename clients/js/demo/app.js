@@ -40,6 +40,7 @@ let loginMode = /** @type {'name' | 'token'} */ ('name');
 function setupLogin() {
   const saved = localStorage.getItem('wsgate-demo-name');
   if (saved) input('name').value = saved;
+  if (localStorage.getItem('wsgate-demo-mode') === 'token') setLoginMode('token');
   for (const tab of document.querySelectorAll('.tab')) {
     tab.addEventListener('click', () => setLoginMode(/** @type {any} */ (tab).dataset.mode));
   }
@@ -64,6 +65,7 @@ function setupLogin() {
 /** @param {'name' | 'token'} mode */
 function setLoginMode(mode) {
   loginMode = mode;
+  localStorage.setItem('wsgate-demo-mode', mode);
   el('tab-name').setAttribute('aria-selected', String(mode === 'name'));
   el('tab-token').setAttribute('aria-selected', String(mode === 'token'));
   el('field-name').hidden = mode !== 'name';
@@ -172,12 +174,17 @@ function onState(s) {
         client = null;
         el('connect').removeAttribute('disabled');
         setStatus('closed', 'Not connected');
-        showLoginError(
-          loginMode === 'name'
-            ? 'Could not connect. The server refused the connection or is unreachable. ' +
-                'If it does not allow anonymous users, sign in with a token instead.'
-            : 'Could not connect. The server refused the token (invalid or expired) or is unreachable.',
-        );
+        if (loginMode === 'name') {
+          showLoginError(
+            'Could not connect. The server refused the connection or is unreachable. ' +
+              'If it does not allow anonymous users, sign in with a token instead.',
+          );
+          // Most likely anonymous mode is off: ask for a token (also next time).
+          setLoginMode('token');
+          el('token').focus();
+        } else {
+          showLoginError('Could not connect. The server refused the token (invalid or expired) or is unreachable.');
+        }
         return;
       }
       const retryAt = s.retryAt ?? Date.now();

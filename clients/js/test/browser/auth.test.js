@@ -44,8 +44,12 @@ test('without anonymous mode: clear message, no retry loop, then a token works',
   assert.equal(await page.locator('#status').getAttribute('data-state'), 'closed');
   await screenshot(page, 'demo-needs-token');
 
+  // The page now asks for a token, and keeps asking after a reload.
+  assert.equal(await page.locator('#tab-token').getAttribute('aria-selected'), 'true');
+  assert.equal(await page.locator('#token').isVisible(), true);
+  await page.reload();
+  await page.locator('#token').waitFor();
   const token = signJwt({ sub: 'token-user', exp: Math.floor(Date.now() / 1000) + 3600 }, SECRET);
-  await page.locator('#tab-token').click();
   await page.locator('#token').fill(token);
   await page.locator('#connect').click();
   await page.locator('#status[data-state="open"]').waitFor();
