@@ -14,7 +14,8 @@
 # (broadcast receivers, 2000), BC_RATE (broadcast msgs/s, 200), ROOMS (200),
 # MEMBERS (10), ROOM_RATE (2000), PAIRS (500), DIRECT_RATE (2000), DURATION
 # (10s), OUT (test-artifacts/bench), MD (docs/benchmarks.md), CHARTS
-# (docs/benchmarks).
+# (docs/benchmarks), PROFILE (release; `debug` skips the release build),
+# WSGATE_BIN / LOADTEST_BIN (use these binaries).
 #
 # Every server is bound to 127.0.0.1 on free ports; each runs with the
 # open-file limit of this shell (raise `ulimit -n` for more than ~19k
@@ -43,9 +44,18 @@ CHARTS=${CHARTS:-docs/benchmarks}
 PEERS_DIR=${PEERS_DIR:-$(cd "$repo/.." && pwd)/shared/peers}
 SYSTEMS=${SYSTEMS:-"wsgate-1 wsgate-3 ideal node-1 node-3 go-1 go-3 sio-1 sio-3"}
 
-cargo build --release -q -p wsgate -p wsgate-loadtest
-wsgate=$repo/target/release/wsgate
-lt=$repo/target/release/wsgate-loadtest
+PROFILE=${PROFILE:-release}
+if [[ -n "${WSGATE_BIN:-}" && -n "${LOADTEST_BIN:-}" ]]; then
+  bin=""
+elif [[ $PROFILE == release ]]; then
+  cargo build --release -q -p wsgate -p wsgate-loadtest
+  bin=$repo/target/release
+else
+  cargo build -q -p wsgate -p wsgate-loadtest
+  bin=$repo/target/debug
+fi
+wsgate=${WSGATE_BIN:-$bin/wsgate}
+lt=${LOADTEST_BIN:-$bin/wsgate-loadtest}
 mkdir -p "$OUT" "$OUT/logs"
 rm -f "$OUT"/*.json
 
@@ -89,7 +99,7 @@ start_wsgate() { # nodes
     local redis=()
     ((n > 1)) && redis=(--redis-url "$redis_url" --redis-prefix "bench$$")
     "$wsgate" --allow-anonymous --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
-      --node-id "bench-$i" --rate-limit 1000000 --max-connections-per-ip 1000000 \
+      --node-id "bench-$i" --rate-limit 1000000 --max-connections-per-ip 1000000 --drain-timeout 1s \
       --log-format json "${redis[@]}" >"$OUT/logs/wsgate-$n-$i.log" 2>&1 &
     pids+=($!); server_pids+=($!)
     wait_http "http://127.0.0.1:$admin/readyz"

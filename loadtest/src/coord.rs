@@ -447,8 +447,11 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
             pids,
             rss_before_kib: before.rss_kib,
             rss_after_kib: end.rss_kib,
-            rss_per_conn_kib: (end.rss_kib as f64 - before.rss_kib as f64)
-                / result.connections.max(1) as f64,
+            rss_per_conn_kib: if result.connections > 0 {
+                (end.rss_kib as f64 - before.rss_kib as f64) / result.connections as f64
+            } else {
+                0.0
+            },
             cpu_s,
             cpu_cores: cpu_s / result.duration_s.max(1e-3),
         });

@@ -52,6 +52,15 @@ fn system(r: &RunResult) -> String {
     }
 }
 
+/// Row order: wsgate first, then the ideal server, then the peers.
+fn rank(system: &str) -> usize {
+    let order = ["wsgate", "ideal", "node", "go", "sio", "socketio"];
+    order
+        .iter()
+        .position(|p| system.starts_with(p))
+        .unwrap_or(order.len())
+}
+
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
@@ -231,6 +240,9 @@ pub fn write(args: &ReportArgs) -> Result<(), String> {
         let r: RunResult =
             serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         groups.entry(r.scenario.clone()).or_default().push(r);
+    }
+    for runs in groups.values_mut() {
+        runs.sort_by_key(|r| (rank(&system(r)), r.urls.len(), system(r)));
     }
     let fonts = register_font();
     std::fs::create_dir_all(&args.charts).map_err(|e| format!("{}: {e}", args.charts.display()))?;

@@ -114,17 +114,17 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses `url` and resolves its host. For `socketio` a URL without a
-    /// `/socket.io/` path gets the standard one appended.
+    /// `/socket.io/` path gets the standard path and query instead of its own.
     pub async fn resolve(url: &str, target: Target) -> Result<Self, WireError> {
-        let mut url = url.to_string();
-        if target == Target::Socketio && !url.contains("/socket.io/") {
-            let base = url.trim_end_matches('/');
-            url = format!("{base}/socket.io/?EIO=4&transport=websocket");
-        }
         let rest = url
             .strip_prefix("ws://")
             .ok_or_else(|| WireError::BadUrl(format!("{url} (only ws:// is supported)")))?;
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let url = if target == Target::Socketio && !url.contains("/socket.io/") {
+            format!("ws://{authority}/socket.io/?EIO=4&transport=websocket")
+        } else {
+            url.to_string()
+        };
         let host_port = if authority.contains(':') {
             authority.to_string()
         } else {
