@@ -110,6 +110,9 @@ impl Running {
     }
 }
 
+/// Flags, environment, and the text the error must contain.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test]
 async fn bad_settings_exit_2_naming_the_setting() {
     let dir = temp_dir("settings");
@@ -123,7 +126,7 @@ async fn bad_settings_exit_2_naming_the_setting() {
     let unknown_file = unknown_file.to_str().unwrap().to_owned();
     let not_a_key = not_a_key.to_str().unwrap().to_owned();
 
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec!["--allow-anonymous", "--max-rooms", "zero"],
             vec![],

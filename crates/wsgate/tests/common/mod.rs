@@ -43,11 +43,12 @@ pub fn unique(prefix: &str) -> String {
 
 /// A config with an HS256 secret and an API key; everything else default.
 pub fn config() -> Config {
-    let mut c = Config::default();
-    c.jwt_secret = Some(SECRET.into());
-    c.api_key = Some(API_KEY.into());
-    c.node_id = unique("node");
-    c
+    Config {
+        jwt_secret: Some(SECRET.into()),
+        api_key: Some(API_KEY.into()),
+        node_id: unique("node"),
+        ..Config::default()
+    }
 }
 
 /// Seconds since the epoch.
