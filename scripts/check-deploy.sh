@@ -31,7 +31,7 @@ log() { printf '%s\n' "$*" >&2; }
 
 # --- tools --------------------------------------------------------------------
 apt_install() {
-  local missing=() i
+  local missing=()
   tools_missing() {
     missing=()
     command -v promtool >/dev/null || missing+=(prometheus)
@@ -39,7 +39,7 @@ apt_install() {
   }
   tools_missing
   # Another process may be installing them right now: give it time.
-  for i in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     ((${#missing[@]})) || break
     pgrep -x apt-get >/dev/null || pgrep -x dpkg >/dev/null || break
     sleep 5
@@ -122,11 +122,13 @@ crd_validate() {
 
 # promtool check rules on the spec of every PrometheusRule in a folder.
 crd_rules() {
-  local dir=$1 files
-  files=$(for f in "$dir"/*.yaml; do [[ -e $f ]] && grep -l '^kind: PrometheusRule' "$f"; done || true)
-  [[ -n $files ]] || { echo "no PrometheusRule in $dir"; return 1; }
-  # shellcheck disable=SC2086
-  promtool check rules $("$PY" deploy/checks/manifests.py crd-rules "$dir/rules" $files)
+  local dir=$1 f files=() specs=()
+  for f in "$dir"/*.yaml; do
+    [[ -e $f ]] && grep -q '^kind: PrometheusRule' "$f" && files+=("$f")
+  done
+  ((${#files[@]})) || { echo "no PrometheusRule in $dir"; return 1; }
+  mapfile -t specs < <("$PY" deploy/checks/manifests.py crd-rules "$dir/rules" "${files[@]}")
+  promtool check rules "${specs[@]}"
 }
 
 # --- Helm chart -------------------------------------------------------------------
@@ -136,9 +138,9 @@ for f in "$CHART"/ci/*-values.yaml; do VALUE_SETS+=("$f"); done
 for values in "${VALUE_SETS[@]}"; do
   label=${values:-default values}
   label=${label#"$CHART"/}
-  check "helm lint --strict ($label)" "$PY" deploy/checks/helm_chart.py lint "$CHART" $values
+  check "helm lint --strict ($label)" "$PY" deploy/checks/helm_chart.py lint "$CHART" ${values:+"$values"}
   out=$WORK/render-$(basename "${values:-default}" .yaml)
-  check "helm template ($label)" "$PY" deploy/checks/helm_chart.py render "$CHART" "$out" $values
+  check "helm template ($label)" "$PY" deploy/checks/helm_chart.py render "$CHART" "$out" ${values:+"$values"}
   if [[ -d $out/k8s ]]; then
     check "kubernetes-validate --strict $KUBE_VERSION (chart, $label)" kube_validate "$KUBE_VERSION" "$out"/k8s/*.yaml
     check "kubernetes-validate --strict $KUBE_MIN_VERSION (chart, $label)" kube_validate "$KUBE_MIN_VERSION" "$out"/k8s/*.yaml
@@ -170,12 +172,14 @@ check "promtool check rules on PrometheusRule spec (k8s/)" crd_rules "$WORK/k8s-
 # --- Prometheus -----------------------------------------------------------------------
 check "promtool check rules (alert rules)" promtool check rules helm/wsgate/rules/wsgate-alerts.yaml
 check "promtool test rules (alert unit tests)" promtool test rules deploy/prometheus/tests/wsgate-alerts.test.yaml
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "every alert rule has a unit test" bash -c '
   missing=0
   for a in $(grep -oE "alert: [A-Za-z]+" helm/wsgate/rules/wsgate-alerts.yaml | cut -d" " -f2); do
     grep -q "alertname: $a\$" deploy/prometheus/tests/*.yaml || { echo "no test for $a"; missing=1; }
   done
   exit $missing'
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "every alert is explained in docs/operations.md" bash -c '
   missing=0
   for a in $(grep -oE "alert: [A-Za-z]+" helm/wsgate/rules/wsgate-alerts.yaml | cut -d" " -f2); do
