@@ -428,6 +428,33 @@ async fn json_and_msgpack_subprotocols() {
         .await
         .unwrap();
     assert_eq!(mp.next_value(T).await.unwrap()["code"], "bad_request");
+    // `bin` content has no JSON equivalent: bad_request.
+    let mut with_bin = vec![0x83, 0xa4];
+    with_bin.extend_from_slice(b"type");
+    with_bin.push(0xa4);
+    with_bin.extend_from_slice(b"send");
+    with_bin.push(0xa2);
+    with_bin.extend_from_slice(b"to");
+    with_bin.push(0xa1);
+    with_bin.extend_from_slice(b"j");
+    with_bin.push(0xa7);
+    with_bin.extend_from_slice(b"content");
+    with_bin.extend_from_slice(&[0xc4, 0x02, 0x01, 0x02]);
+    mp.send_raw(Message::Binary(with_bin.into())).await.unwrap();
+    assert_eq!(mp.next_value(T).await.unwrap()["code"], "bad_request");
+    // The documented example bytes of {"type":"ping","ref":1}.
+    let mut ping = vec![0x82, 0xa4];
+    ping.extend_from_slice(b"type");
+    ping.push(0xa4);
+    ping.extend_from_slice(b"ping");
+    ping.push(0xa3);
+    ping.extend_from_slice(b"ref");
+    ping.push(0x01);
+    mp.send_raw(Message::Binary(ping.into())).await.unwrap();
+    assert_eq!(
+        mp.next_value(T).await.unwrap(),
+        json!({"type": "pong", "ref": 1})
+    );
     // A binary frame on a JSON connection too.
     json_client
         .send_raw(Message::Binary(b"{\"type\":\"ping\"}".to_vec().into()))
