@@ -236,34 +236,111 @@ async fn read_body(node: &Node, req: Request<Incoming>) -> Result<bytes::Bytes, 
     }
 }
 
-async fn publish(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let bytes = read_body(node, req).await?;
-    let body: PublishBody = serde_json::from_slice(&bytes)
+/// Where a `POST /api/v1/publish` goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishTarget {
+    /// A direct message to every connection of this user.
+    User(String),
+    /// A room message.
+    Room(String),
+    /// A broadcast.
+    Broadcast,
+}
+
+/// A checked `POST /api/v1/publish` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishRequest {
+    pub target: PublishTarget,
+    /// The sender shown to recipients (`"server"` when absent).
+    pub from: String,
+    pub content: Value,
+}
+
+/// Parses and checks a publish body: pure, no I/O (it is fuzzed).
+pub fn parse_publish_body(bytes: &[u8]) -> Result<PublishRequest, ApiError> {
+    let body: PublishBody = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let content = body
         .content
         .ok_or_else(|| ApiError::BadRequest("missing field `content`".into()))?;
     let from = name(body.from.as_deref().unwrap_or("server"), "`from`")?;
-    match (body.to, body.room, body.broadcast) {
-        (Some(to), None, None | Some(false)) => {
-            let to = name(&to, "`to`")?;
+    let target = match (body.to, body.room, body.broadcast) {
+        (Some(to), None, None | Some(false)) => PublishTarget::User(name(&to, "`to`")?),
+        (None, Some(room), None | Some(false)) => PublishTarget::Room(name(&room, "`room`")?),
+        (None, None, Some(true)) => PublishTarget::Broadcast,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of `to`, `room` or `\"broadcast\": true`".into(),
+            ))
+        }
+    };
+    Ok(PublishRequest {
+        target,
+        from,
+        content,
+    })
+}
+
+async fn publish(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let bytes = read_body(node, req).await?;
+    let PublishRequest {
+        target,
+        from,
+        content,
+    } = parse_publish_body(&bytes)?;
+    match target {
+        PublishTarget::User(to) => {
             let (id, online) = node.send_direct(&from, &to, content).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"id": id, "online": online}),
             ))
         }
-        (None, Some(room), None | Some(false)) => {
-            let room = name(&room, "`room`")?;
+        PublishTarget::Room(room) => {
             let id = node.publish_room(None, &from, &room, content).await?;
             Ok(json_response(StatusCode::OK, &json!({"id": id})))
         }
-        (None, None, Some(true)) => {
+        PublishTarget::Broadcast => {
             let id = node.broadcast(&from, content).await?;
             Ok(json_response(StatusCode::OK, &json!({"id": id})))
         }
-        _ => Err(ApiError::BadRequest(
-            "give exactly one of `to`, `room` or `\"broadcast\": true`".into(),
-        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_body_parsing() {
+        let ok = parse_publish_body(br#"{"to":"bob","content":{"a":1},"from":"svc"}"#).unwrap();
+        assert_eq!(ok.target, PublishTarget::User("bob".into()));
+        assert_eq!(ok.from, "svc");
+        let ok = parse_publish_body(br#"{"room":"r1","content":null}"#).unwrap();
+        assert_eq!(ok.target, PublishTarget::Room("r1".into()));
+        assert_eq!(ok.from, "server");
+        assert_eq!(ok.content, Value::Null);
+        let ok = parse_publish_body(br#"{"broadcast":true,"content":"x"}"#).unwrap();
+        assert_eq!(ok.target, PublishTarget::Broadcast);
+        for bad in [
+            &br#"{"to":"bob"}"#[..],
+            br#"{"to":"bob","room":"r","content":1}"#,
+            br#"{"to":"a/b","content":1}"#,
+            br#"{"to":"bob","content":1,"extra":1}"#,
+            br#"{"to":"bob","to":"eve","content":1}"#,
+            br#"{"broadcast":false,"content":1}"#,
+            br#"{"to":"bob","content":1,"from":"a\u0000b"}"#,
+            b"{",
+            b"",
+        ] {
+            let e = parse_publish_body(bad).unwrap_err();
+            assert!(
+                matches!(e, ApiError::BadRequest(_)),
+                "{:?}: {e:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = "[".repeat(100_000);
+        assert!(parse_publish_body(format!(r#"{{"to":"b","content":{deep}"#).as_bytes()).is_err());
     }
 }
