@@ -137,10 +137,12 @@ where
         .await;
 }
 
+/// When the token expires, or `None` for no expiry (anonymous) or an `exp`
+/// too far ahead for the clock to represent (never reached in practice).
 fn token_deadline(identity: &Identity) -> Option<Instant> {
     let exp = identity.expires_at?;
     let now = now_ms() / 1000;
-    Some(Instant::now() + Duration::from_secs(exp.saturating_sub(now)))
+    Instant::now().checked_add(Duration::from_secs(exp.saturating_sub(now)))
 }
 
 struct Session<S> {
