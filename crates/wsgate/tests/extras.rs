@@ -123,3 +123,18 @@ async fn sessions_are_unique_and_the_demo_page_is_served() {
         .await
         .assert_error(404, "not_found");
 }
+
+#[tokio::test]
+async fn a_token_expiring_in_the_far_future_is_served_normally() {
+    let node = start(config()).await;
+    let t = token_claims(&json!({"sub": "forever", "exp": u64::MAX}));
+    let mut c = node.connect_token(&t).await.unwrap();
+    let r = c.request(json!({"type": "ping"})).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(node.node.hub.user_connections("forever"), 1);
+    c.close(1000).await.unwrap();
+    eventually("the connection is unregistered", || async {
+        node.node.hub.user_connections("forever") == 0
+    })
+    .await;
+}
