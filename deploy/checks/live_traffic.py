@@ -237,8 +237,13 @@ async def main(ws1, ws2, api1, api2, key):
             await asyncio.wait_for(slow.ws.recv(), TIMEOUT)
     except websockets.ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd else None
-    assert code == 1013, f"slow consumer: expected close 1013 after {sent} large room messages, got {code}"
-    step(f"slow consumer: a client that did not read was closed with 1013 after {sent} messages of 60 kB")
+    counted = slow_consumers(api1)
+    # The close frame queues behind everything the client has not read; the
+    # node may give up writing it and drop the TCP connection (no code).
+    assert counted > 0 and code in (1013, None), \
+        f"slow consumer: after {sent} large room messages: close code {code}, counter {counted}"
+    how = "with 1013" if code == 1013 else "(the 1013 close frame did not get through the full socket)"
+    step(f"slow consumer: a client that did not read was closed {how} after {sent} messages of 60 kB")
 
     await asyncio.sleep(0.5)
     for c in (alice, bob, carol, dave):
