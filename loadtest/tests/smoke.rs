@@ -3,7 +3,8 @@
 //! Raw scenarios (idle, connect, broadcast) run against the built-in ideal
 //! server; rooms and direct against an in-process wsgate stand-in; everything
 //! again against the real `target/debug/wsgate` when it is built (skipped,
-//! with a note, otherwise). Timing goals do not belong here: only counts.
+//! with a note, otherwise; `WSGATE_LOADTEST_REQUIRE_SERVER=1` makes that a
+//! failure). Timing goals do not belong here: only counts.
 
 mod support;
 
@@ -170,6 +171,11 @@ async fn mock_wsgate_rooms_direct_broadcast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_wsgate_every_scenario() {
     let Some(server) = real_wsgate().await else {
+        // Skipped while the server cannot start; CI can insist.
+        assert!(
+            std::env::var_os("WSGATE_LOADTEST_REQUIRE_SERVER").is_none(),
+            "WSGATE_LOADTEST_REQUIRE_SERVER is set but wsgate did not start"
+        );
         return;
     };
     let url = server.url.clone();

@@ -195,30 +195,32 @@ impl Drop for Wsgate {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Finds the public address in a wsgate start-up log line (JSON or text).
+fn public_addr(line: &str) -> Option<SocketAddr> {
+    if let Ok(v) = serde_json::from_str::<Value>(line) {
+        return v["public"].as_str()?.parse().ok();
+    }
+    let token = line.split_whitespace().find(|t| t.starts_with("public="))?;
+    token
+        .trim_start_matches("public=")
+        .trim_matches('"')
+        .parse()
+        .ok()
 }
 
-/// Starts `target/debug/wsgate` standalone (anonymous, generous limits) if it
-/// has been built and accepts WebSocket connections within 10 s; else None.
+/// Starts `target/debug/wsgate` standalone on port 0 (anonymous, generous
+/// limits), learns its address from the start-up log, and checks that it
+/// answers a WebSocket with `welcome`. None (test skipped) when the binary is
+/// missing or does not get that far within 15 s.
 pub async fn real_wsgate() -> Option<Wsgate> {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/wsgate");
     if !bin.exists() {
         eprintln!("skipping: {} not built", bin.display());
         return None;
     }
-    let (port, admin) = (free_port(), free_port());
-    let child = std::process::Command::new(&bin)
-        .args([
-            "--allow-anonymous",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+    let mut child = std::process::Command::new(&bin)
+        .args(["--allow-anonymous", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--log-format", "json"])
         .args([
             "--rate-limit",
             "100000",
@@ -226,14 +228,38 @@ pub async fn real_wsgate() -> Option<Wsgate> {
             "100000",
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .ok()?;
+    let stderr = child.stderr.take()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    // Reads the log to its end so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = public_addr(&line) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr);
+                }
+            }
+        }
+    });
     let mut server = Wsgate {
         child,
-        url: format!("ws://127.0.0.1:{port}/ws"),
+        url: String::new(),
     };
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(15)))
+        .await
+        .ok()?;
+    let Ok(addr) = addr else {
+        eprintln!("skipping: wsgate logged no public address");
+        return None;
+    };
+    server.url = format!("ws://{addr}/ws");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = server.child.try_wait() {
@@ -257,6 +283,5 @@ pub async fn real_wsgate() -> Option<Wsgate> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("skipping: wsgate did not accept connections");
-    let _ = server.child.kill();
     None
 }
