@@ -31,13 +31,32 @@ const READ_BUFFER_BYTES: usize = 1024;
 /// Bytes gathered before a write reaches the socket (a flush always writes).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
-/// WebSocket settings for a server connection.
+/// The largest frame the server may write: a message whose content came from
+/// a client (read frames are at most the hard limit; MessagePack strings of
+/// control characters grow up to 6 times when re-encoded as JSON escapes) or
+/// from the server API (a body of at most `api-max-body-bytes`), plus the
+/// frame's own fields.
+pub fn max_server_frame(config: &Config) -> usize {
+    config
+        .hard_message_limit()
+        .saturating_mul(6)
+        .max(config.api_max_body_bytes)
+        .saturating_add(4096)
+}
+
+/// WebSocket settings for a server connection. The write buffer holds at most
+/// [`WRITE_BUFFER_BYTES`] plus one frame (a write that would block is flushed
+/// before the next frame is accepted), so its cap only has to admit the
+/// largest frame: a frame over the cap would fail to write and drop the
+/// connection.
 pub fn ws_config(config: &Config) -> WebSocketConfig {
     let hard = config.hard_message_limit();
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * hard)
+        .max_write_buffer_size(
+            WRITE_BUFFER_BYTES.saturating_add(max_server_frame(config).saturating_mul(2)),
+        )
         .max_message_size(Some(hard))
         .max_frame_size(Some(hard))
 }
