@@ -138,3 +138,46 @@ async fn a_token_expiring_in_the_far_future_is_served_normally() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_server_pings_and_large_api_messages_reach_clients() {
+    let mut cfg = config();
+    cfg.ping_interval = std::time::Duration::from_millis(200);
+    let node = start(cfg).await;
+    // A raw client sees the server's WebSocket pings.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        node.ws_url(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", token("raw")).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let saw_ping = tokio::time::timeout(T, async {
+        use futures_util::StreamExt;
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_ping() {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(saw_ping.ok(), Some(true));
+
+    // The API accepts bodies up to api-max-body-bytes (1 MiB by default),
+    // larger than a client's frame limit: such a message must still be written.
+    let mut c = node.connect("big").await;
+    let content = "x".repeat(900 * 1024);
+    let res = node
+        .api(
+            "POST",
+            "/api/v1/publish",
+            Some(&json!({"to": "big", "content": content})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let m = c.next_message(T).await.unwrap();
+    assert_eq!(m.content.as_str().map(str::len), Some(900 * 1024));
+}
