@@ -10,6 +10,9 @@
 #   wsgate-1 wsgate-3            wsgate standalone / 3 nodes over Redis
 #   ideal                        wsgate-loadtest ideal-server
 #   node-1 node-3 go-1 go-3 sio-1 sio-3   the peers in ../shared/peers (PEERS_DIR)
+# Scenarios: idle, connect, broadcast at BC_RATE, broadcast flat out (2
+# senders, 16 unanswered each), and for wsgate also broadcast in MessagePack,
+# rooms and direct.
 # Knobs (environment): CONNS (idle and connect, default 10000), BC_CONNS
 # (broadcast receivers, 2000), BC_RATE (broadcast msgs/s, 200), ROOMS (200),
 # MEMBERS (10), ROOM_RATE (2000), PAIRS (500), DIRECT_RATE (2000), DURATION
@@ -145,6 +148,7 @@ scenarios() { # SYSTEM TARGET
   run "$sys" "$target" idle idle -n "$CONNS" --settle 3s
   run "$sys" "$target" connect connect -n "$CONNS"
   run "$sys" "$target" broadcast broadcast -n "$BC_CONNS" --senders 1 --rate "$BC_RATE" --drain 10s
+  run "$sys" "$target" broadcast-max broadcast -n "$BC_CONNS" --senders 2 --rate 0 --window 16 --drain 10s
   if [[ $target == wsgate ]]; then
     run "$sys" "$target" broadcast-msgpack broadcast --codec msgpack -n "$BC_CONNS" --senders 1 \
       --rate "$BC_RATE" --drain 10s
