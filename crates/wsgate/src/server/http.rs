@@ -40,7 +40,7 @@ pub fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> R
 /// The raw bytes of a 503 sent before HTTP parsing, when too many handshakes
 /// are in flight (admission control).
 pub fn raw_busy_response() -> &'static [u8] {
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: 76\r\n\r\n{\"error\":\"unavailable\",\"message\":\"too many handshakes in progress; retry\"}\n"
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: 75\r\n\r\n{\"error\":\"unavailable\",\"message\":\"too many handshakes in progress; retry\"}\n"
 }
 
 #[cfg(test)]

@@ -79,8 +79,9 @@ mod tests {
             assert!(rl.take(t0).is_ok());
         }
         let wait = rl.take(t0).unwrap_err();
+        // 1/5 s, within f32 precision (200.000003 ms).
         assert!(
-            wait <= Duration::from_millis(200) && wait > Duration::ZERO,
+            wait <= Duration::from_micros(200_001) && wait > Duration::ZERO,
             "{wait:?}"
         );
         assert!(rl.take(t0 + Duration::from_millis(210)).is_ok());
