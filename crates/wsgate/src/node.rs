@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 use uuid::Uuid;
 use wsgate_protocol::bus::{BusEvent, Envelope};
 use wsgate_protocol::{CloseCode, Content, Kind, MessageFrame, PresenceEvent, ServerFrame, Target};
@@ -482,8 +482,10 @@ impl Node {
         self.metrics.connections.set(self.hub.len() as i64);
         self.broker.set_local_connections(self.hub.len() as u64);
         if let Err(e) = self.broker.user_connections(&conn.user, 1).await {
+            // Counted, not logged per connection: an outage would flood the log.
+            // The broker re-registers every local user when it reconnects.
             self.metrics.broker_error(BrokerOp::Registry);
-            warn!(error = %e, "Could not register a connection in the cluster registry.");
+            debug!(error = %e, "Could not register a connection in the cluster registry.");
         }
         Ok(())
     }

@@ -41,6 +41,8 @@ use limits::{ErrorWindow, RateLimiter};
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The same for a slow consumer, whose close frame waits behind unread data.
+const SLOW_CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most outbox frames written in one batch.
 const WRITE_BATCH: usize = 64;
 /// Most live direct messages tracked for ack redelivery per connection.
@@ -302,18 +304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends a close frame and waits briefly for the client's close.
     async fn close(&mut self, code: CloseCode) -> End {
-        let frame = CloseFrame {
-            code: code.as_u16().into(),
-            reason: close_reason(code).into(),
-        };
-        let ws = &mut self.ws;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            if ws.close(Some(frame)).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
-            }
-        })
-        .await;
-        End::Server(code)
+        self.close_with(code, close_reason(code)).await
     }
 
     async fn on_timer(&mut self) -> Result<(), End> {
@@ -352,13 +343,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(())
     }
 
+    /// Sends a close frame with a reason and waits briefly for the client's
+    /// close. A slow consumer gets longer: its socket is full, and the close
+    /// frame only goes out once it reads again.
     async fn close_with(&mut self, code: CloseCode, reason: &str) -> End {
         let frame = CloseFrame {
             code: code.as_u16().into(),
             reason: reason.into(),
         };
+        let wait = if code == CloseCode::TryAgainLater {
+            SLOW_CONSUMER_CLOSE_TIMEOUT
+        } else {
+            CLOSE_TIMEOUT
+        };
         let ws = &mut self.ws;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = tokio::time::timeout(wait, async {
             if ws.close(Some(frame)).await.is_ok() {
                 while let Some(Ok(_)) = ws.next().await {}
             }
@@ -483,9 +482,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn on_data(&mut self, bytes: &[u8]) -> Result<(), End> {
-        if let Err(wait) = self.limiter.take(self.last_read) {
-            return self.rate_limited(None, wait).await;
-        }
         let max = self.node.config.max_message_bytes;
         if bytes.len() > max {
             self.node.metrics.frame_unknown();
@@ -497,7 +493,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .violation(None, ErrorCode::MessageTooLarge, message)
                 .await;
         }
-        let request = match decode_client(self.codec, bytes) {
+        // Decoded before the rate limit so a refusal can echo the frame's `ref`;
+        // the frame is at most max-message-bytes, and floods are closed by the
+        // protocol-error rule.
+        let decoded = decode_client(self.codec, bytes);
+        if let Err(wait) = self.limiter.take(self.last_read) {
+            let r#ref = match &decoded {
+                Ok(r) => r.r#ref.clone(),
+                Err(e) => e.r#ref.clone(),
+            };
+            return self.rate_limited(r#ref, wait).await;
+        }
+        let request = match decoded {
             Ok(r) => r,
             Err(e) => {
                 self.node.metrics.frame_unknown();
