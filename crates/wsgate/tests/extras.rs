@@ -181,3 +181,70 @@ async fn the_server_pings_and_large_api_messages_reach_clients() {
     let m = c.next_message(T).await.unwrap();
     assert_eq!(m.content.as_str().map(str::len), Some(900 * 1024));
 }
+
+/// Upgrades a raw TCP connection and returns it after the 101.
+async fn raw_ws(node: &TestNode) -> TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = TcpStream::connect(node.public).await.unwrap();
+    let mut req = format!("GET /ws HTTP/1.1\r\nHost: {}\r\n", node.public);
+    for (k, v) in UPGRADE {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Authorization: Bearer {}\r\n\r\n", token("raw")));
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(T, s.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    s
+}
+
+/// Reads server frames until a close frame; returns its code.
+async fn close_code(s: &mut TcpStream) -> Option<u16> {
+    loop {
+        let mut h = [0u8; 2];
+        tokio::time::timeout(T, s.read_exact(&mut h))
+            .await
+            .ok()?
+            .ok()?;
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).await.ok()?;
+            len = u64::from(u16::from_be_bytes(l));
+        } else if len == 127 {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).await.ok()?;
+            len = u64::from_be_bytes(l);
+        }
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload).await.ok()?;
+        if h[0] & 0x0f == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007_and_bad_framing_with_1002() {
+    use tokio::io::AsyncWriteExt;
+    let node = start(config()).await;
+    // A masked text frame (zero mask) holding invalid UTF-8.
+    let mut s = raw_ws(&node).await;
+    s.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut s).await, Some(1007));
+    // An unmasked client frame is a protocol violation.
+    let mut s = raw_ws(&node).await;
+    s.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    assert_eq!(close_code(&mut s).await, Some(1002));
+    // Others are unaffected.
+    node.connect("fine").await;
+}
