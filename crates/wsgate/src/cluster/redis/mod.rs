@@ -32,18 +32,23 @@
 //! for nodes silent for `node-ttl` and reaps them with one script (only one
 //! reaper wins), then announces the leaves that follow. After every
 //! (re)connection the node re-registers what its hub holds (resync), so a
-//! Redis restart, with or without persistence, converges.
+//! Redis restart, with or without persistence, converges. A node that lost
+//! Redis does not reap for `REAP_GRACE` after it is back: the others were
+//! likely cut off too and are still backing off, their heartbeats are old
+//! only because Redis was away, and reaping them would announce leaves of
+//! users who never left.
 
 mod scripts;
 mod subscriber;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::{AsyncCommands, Script};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wsgate_protocol::bus::Envelope;
@@ -60,6 +65,11 @@ use subscriber::Subscriptions;
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pooled command connections.
 const POOL_SIZE: usize = 32;
+/// How long after regaining Redis a node waits before reaping others: the
+/// longest reconnect backoff with jitter, plus a connect timeout.
+const REAP_GRACE: Duration = Duration::from_millis(
+    subscriber::BACKOFF_MAX.as_millis() as u64 * 5 / 4 + OP_TIMEOUT.as_millis() as u64,
+);
 
 /// What the broker and the inbox share: the pool, names, metrics.
 pub struct RedisShared {
@@ -172,6 +182,7 @@ pub fn connect(
             subscribed: AtomicBool::new(false),
             heartbeat_ok: AtomicBool::new(false),
             local_connections: AtomicU64::new(0),
+            reap_from: Mutex::new(Some(Instant::now())),
             shutdown: CancellationToken::new(),
         }),
     });
@@ -189,6 +200,8 @@ struct Inner {
     subscribed: AtomicBool,
     heartbeat_ok: AtomicBool,
     local_connections: AtomicU64,
+    /// When this node may reap others; `None` while Redis is lost.
+    reap_from: Mutex<Option<Instant>>,
     shutdown: CancellationToken,
 }
 
@@ -200,6 +213,32 @@ pub struct RedisBroker {
 impl Inner {
     fn is_up(&self) -> bool {
         self.subscribed.load(Ordering::Acquire) && self.heartbeat_ok.load(Ordering::Acquire)
+    }
+
+    /// Redis was lost: no reaping until [`REAP_GRACE`] after it is back.
+    fn outage(&self) {
+        *self
+            .reap_from
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Subscriptions are live again (the first connection has no grace).
+    fn reconnected(&self) {
+        let mut from = self
+            .reap_from
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if from.is_none() {
+            *from = Some(Instant::now() + REAP_GRACE);
+        }
+    }
+
+    fn may_reap(&self) -> bool {
+        self.reap_from
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|t| Instant::now() >= t)
     }
 
     fn mark(&self) {
@@ -283,8 +322,24 @@ impl Inner {
     async fn resync(&self, sink: &Weak<dyn BusSink>) -> Result<(), BrokerError> {
         let s = &self.shared;
         let mut conn = s.conn().await?;
-        self.reap(&mut conn, &s.node.clone(), true).await?;
+        let stale = self.reap(&mut conn, &s.node.clone(), true).await?;
         let state = sink.upgrade().map(|k| k.local_state()).unwrap_or_default();
+        // Memberships this node registered before (a restart with the same id,
+        // or a Redis outage) that its hub no longer holds have ended: announce them.
+        let ended: Vec<(String, String)> = stale
+            .into_iter()
+            .filter(|(room, user)| {
+                !state
+                    .rooms
+                    .iter()
+                    .any(|(r, users)| r == room && users.iter().any(|u| u == user))
+            })
+            .collect();
+        if !ended.is_empty() {
+            if let Some(sink) = sink.upgrade() {
+                sink.nodes_died(ended);
+            }
+        }
         let node_users = s.key("node-users", &s.node);
         let node_rooms = s.key("node-rooms", &s.node);
         let mut pipe = redis::pipe();
@@ -346,6 +401,9 @@ async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
             }
         }
         inner.mark();
+        if !inner.may_reap() {
+            continue;
+        }
         match inner.reap_dead().await {
             Ok(leaves) if !leaves.is_empty() => {
                 if let Some(sink) = sink.upgrade() {

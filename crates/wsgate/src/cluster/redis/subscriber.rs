@@ -32,7 +32,7 @@ use crate::metrics::BrokerOp;
 
 /// Backoff bounds for reconnecting.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_PERIOD: Duration = Duration::from_secs(30);
 /// How often the loop pings Redis on the pub/sub connection.
@@ -124,6 +124,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
             LoopEnd::Shutdown => return,
             LoopEnd::Disconnected(reason) => {
                 inner.shared.metrics.broker_error(BrokerOp::Subscribe);
+                inner.outage();
                 if started.elapsed() >= HEALTHY_PERIOD {
                     backoff = BACKOFF_MIN;
                 }
@@ -169,6 +170,7 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
         return LoopEnd::Disconnected(format!("resync failed: {e}"));
     }
     inner.subscribed.store(true, Ordering::Release);
+    inner.reconnected();
     inner.mark();
     info!(node = %s.node, "Subscribed to the cluster bus.");
     let mut ping = tokio::time::interval(PING_PERIOD);
