@@ -206,3 +206,82 @@ async fn a_redis_restart_with_aof_loses_no_acked_direct_message() {
     report(&line);
     assert_eq!(missing, 0, "ok'd direct messages lost: {line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_longer_than_node_ttl_reaps_no_live_node() {
+    let redis = RedisServer::start_with(true).await;
+    let mut cluster = Cluster::start_on(redis, 3, &[]).await;
+    let users = ["alice", "bob", "carol"];
+    let mut clients = Vec::new();
+    for (node, user) in cluster.nodes.iter().zip(users) {
+        let mut c = node.connect(user).await;
+        c.request(json!({"type": "join", "room": "r"}))
+            .await
+            .expect("join");
+        clients.push(c);
+    }
+    const SUBSCRIBE_ERRORS: &str = "wsgate_broker_errors_total{op=\"subscribe\"}";
+    let mut before = Vec::new();
+    for node in &cluster.nodes {
+        before.push(node.metric(SUBSCRIBE_ERRORS).await);
+    }
+
+    cluster.redis.kill();
+    cluster.all_ready(503, Duration::from_secs(10)).await;
+    // Down much longer than node-ttl: every node failed six reconnects (0.1 +
+    // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s of backoff), so the next attempts, 6.4 s
+    // apart at most, spread the nodes' return over seconds: the first back
+    // sees the others' heartbeats older than node-ttl.
+    for (node, before) in cluster.nodes.iter().zip(&before) {
+        poll!("six failed reconnects", Duration::from_secs(30), {
+            (node.metric(SUBSCRIBE_ERRORS).await >= before + 6.0).then_some(())
+        });
+    }
+    let restarted = Instant::now();
+    cluster.redis.restart().await;
+    cluster.all_ready(200, Duration::from_secs(30)).await;
+    report(&format!(
+        "redis outage > node-ttl: ready again {:.2}s after restart",
+        restarted.elapsed().as_secs_f64()
+    ));
+
+    // No live node was declared dead: no leave events, presence intact.
+    for (user, client) in users.iter().zip(clients.iter_mut()) {
+        loop {
+            match client.next_frame(Duration::from_millis(500)).await {
+                Ok(ServerFrame::Presence {
+                    event: wsgate_protocol::PresenceEvent::Leave,
+                    user: left,
+                    ..
+                }) => panic!("{user} got a leave event for {left}, who never left"),
+                Ok(_) => {}
+                Err(ClientError::Timeout) => break,
+                Err(e) => panic!("{user}: {e}"),
+            }
+        }
+        let reply = client
+            .request(json!({"type": "presence", "room": "r"}))
+            .await
+            .expect("room presence");
+        assert_eq!(
+            reply.members.unwrap_or_default(),
+            users,
+            "members seen by {user}"
+        );
+    }
+    for node in &cluster.nodes {
+        assert!(
+            !node.log_text().contains("Reaped a dead node"),
+            "{} reaped a live node after the outage",
+            node.id
+        );
+    }
+    // Routing works: a direct message crosses nodes live.
+    clients[0]
+        .request(json!({"type": "send", "to": "carol", "content": "back"}))
+        .await
+        .expect("send");
+    let m = clients[2].next_message(T).await.expect("carol's message");
+    assert_eq!(m.content, json!("back"));
+    assert!(!m.replay);
+}

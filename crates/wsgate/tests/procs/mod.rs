@@ -194,15 +194,22 @@ impl RedisServer {
             aof,
             child: None,
         };
-        redis.spawn().await;
-        redis
+        // Another process may take the port between the check and the bind.
+        for _ in 0..3 {
+            if redis.spawn().await {
+                return redis;
+            }
+            redis.port = free_port();
+        }
+        panic!("redis-server did not start; see {}", redis.dir.display());
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn spawn(&mut self) {
+    /// Starts the process and waits for PING; false when it exited.
+    async fn spawn(&mut self) -> bool {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
@@ -223,16 +230,21 @@ impl RedisServer {
             .expect("start redis-server");
         self.child = Some(child);
         let url = self.url();
+        let child = self.child.as_mut().expect("redis child");
         eventually("redis-server answers PING", Duration::from_secs(10), || {
             let url = url.clone();
+            let exited = child.try_wait().ok().flatten().is_some();
             async move {
+                if exited {
+                    return Some(false);
+                }
                 let client = redis::Client::open(url).ok()?;
                 let mut conn = client.get_multiplexed_async_connection().await.ok()?;
                 let pong: String = redis::cmd("PING").query_async(&mut conn).await.ok()?;
-                (pong == "PONG").then_some(())
+                (pong == "PONG").then_some(true)
             }
         })
-        .await;
+        .await
     }
 
     /// Kills Redis with SIGKILL (what AOF with `fsync always` must survive).
@@ -243,7 +255,10 @@ impl RedisServer {
     /// Starts Redis again on the same port and dir (the AOF is reloaded).
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        assert!(
+            self.spawn().await,
+            "redis-server did not restart on its port"
+        );
     }
 
     /// A command connection for assertions.
@@ -318,6 +333,13 @@ fn base_args(redis_url: &str, id: &str, public: SocketAddr, admin: SocketAddr) -
     .collect()
 }
 
+/// Replaces the value that follows `flag`.
+fn set_flag(args: &mut [String], flag: &str, value: &str) {
+    if let Some(i) = args.iter().position(|a| a == flag) {
+        args[i + 1] = value.to_owned();
+    }
+}
+
 impl NodeProc {
     /// Starts a node on free ports with `extra` flags (not yet ready).
     pub fn spawn(redis_url: &str, id: &str, dir: &Path, extra: &[&str]) -> NodeProc {
@@ -355,15 +377,34 @@ impl NodeProc {
         self.child = Some(child);
     }
 
-    /// Waits until `/readyz` answers 200 on the admin listener.
-    pub async fn wait_ready(&self) {
-        let admin = self.admin;
-        eventually(
-            &format!("{} ready", self.id),
-            Duration::from_secs(15),
-            || async move { (ready(admin).await == Some(200)).then_some(()) },
-        )
-        .await;
+    /// Waits until `/readyz` answers 200 on the admin listener. A first start
+    /// that lost its port to another process moves to new ports.
+    pub async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if ready(self.admin).await == Some(200) {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                let log = fs::read_to_string(&self.log).unwrap_or_default();
+                if self.starts == 1 && log.contains("Address already in use") {
+                    self.public = ([127, 0, 0, 1], free_port()).into();
+                    self.admin = ([127, 0, 0, 1], free_port()).into();
+                    set_flag(&mut self.args, "--listen", &self.public.to_string());
+                    set_flag(&mut self.args, "--admin-listen", &self.admin.to_string());
+                    self.starts = 0;
+                    self.launch();
+                    continue;
+                }
+                panic!("{} exited before it was ready ({status}):\n{log}", self.id);
+            }
+            assert!(Instant::now() < deadline, "{} not ready after 15s", self.id);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `ws://…/ws?user=USER` on this node.
@@ -410,7 +451,13 @@ impl NodeProc {
         self.launch();
     }
 
-    /// The value of an unlabelled metric on `/metrics`.
+    /// The node's log so far (all its runs).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of a metric sample on `/metrics`, by its exact key
+    /// (`name` or `name{label="value"}`).
     pub async fn metric(&self, name: &str) -> f64 {
         let (status, body) = http(self.admin, "GET", "/metrics", None).await;
         assert_eq!(status, 200, "GET /metrics on {}", self.id);
@@ -455,10 +502,10 @@ impl Cluster {
     pub async fn start_on(redis: RedisServer, n: usize, extra: &[&str]) -> Cluster {
         let dir = temp_dir("cluster");
         let url = redis.url();
-        let nodes: Vec<NodeProc> = (1..=n)
+        let mut nodes: Vec<NodeProc> = (1..=n)
             .map(|i| NodeProc::spawn(&url, &format!("n{i}"), &dir, extra))
             .collect();
-        for node in &nodes {
+        for node in &mut nodes {
             node.wait_ready().await;
         }
         Cluster { nodes, redis, dir }
@@ -493,7 +540,19 @@ impl Nginx {
         require("nginx", "nginx-light");
         let dir = temp_dir("nginx");
         fs::create_dir_all(dir.join("tmp")).expect("nginx temp dir");
-        let port = free_port();
+        // Another process may take the port between the check and the bind.
+        for _ in 0..3 {
+            if let Some(nginx) = Self::launch(&dir, upstreams, free_port()).await {
+                return nginx;
+            }
+        }
+        log_tail("nginx", &dir.join("error.log"));
+        log_tail("nginx stderr", &dir.join("stderr.log"));
+        panic!("nginx did not start; see {}", dir.display());
+    }
+
+    /// Writes the config and starts nginx; `None` when it exited at start.
+    async fn launch(dir: &Path, upstreams: &[SocketAddr], port: u16) -> Option<Nginx> {
         let servers: String = upstreams
             .iter()
             .map(|a| format!("    server {a} max_fails=0;\n"))
@@ -538,7 +597,7 @@ http {{
         let log = File::create(dir.join("stderr.log")).expect("nginx stderr log");
         let child = Command::new("nginx")
             .arg("-p")
-            .arg(&dir)
+            .arg(dir)
             .arg("-c")
             .arg(&conf_path)
             .stdout(Stdio::null())
@@ -547,21 +606,28 @@ http {{
             .expect("start nginx");
         let mut nginx = Nginx {
             port,
-            dir,
+            dir: dir.to_owned(),
             child: Some(child),
         };
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let child = nginx.child.as_mut().expect("nginx child");
-        eventually("nginx proxies /healthz", Duration::from_secs(10), || {
-            let exited = child.try_wait().ok().flatten();
+        let started = eventually("nginx proxies /healthz", Duration::from_secs(10), || {
+            let exited = child.try_wait().ok().flatten().is_some();
             async move {
-                assert!(exited.is_none(), "nginx exited at start: {exited:?}");
+                if exited {
+                    return Some(false);
+                }
                 let (status, _) = try_http(addr, "GET", "/healthz", None).await?;
-                (status == 200).then_some(())
+                (status == 200).then_some(true)
             }
         })
         .await;
-        nginx
+        if started {
+            Some(nginx)
+        } else {
+            nginx.child = None;
+            None
+        }
     }
 
     /// `ws://…/ws?user=USER` through nginx.
@@ -646,7 +712,7 @@ fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
     }
 }
 
-/// An unlabelled sample of a Prometheus text body.
+/// A sample of a Prometheus text body, by its exact key.
 pub fn metric_value(body: &str, name: &str) -> Option<f64> {
     body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (key, value) = l.split_once(' ')?;
