@@ -221,6 +221,7 @@ async fn the_rate_limit_answers_rate_limited_with_retry_after() {
         let v = c.next_value(T).await.unwrap();
         if v["type"] == "error" {
             assert_eq!(v["code"], "rate_limited");
+            assert_eq!(v["ref"], 4, "the refused frame's ref is echoed");
             let ms = v["retry_after_ms"].as_u64().expect("retry_after_ms");
             assert!(ms > 0 && ms <= 500, "{ms}");
             retry = Some(ms);
