@@ -514,3 +514,21 @@ async fn an_expired_token_closes_with_1008_unless_refreshed() {
     // The refreshed connection outlived the old expiry.
     still_works(&mut fresh).await;
 }
+
+#[tokio::test]
+async fn names_are_1_to_128_bytes_of_the_documented_alphabet() {
+    let node = start(config()).await;
+    let long_user = "u".repeat(128);
+    let mut c = node.connect(&long_user).await;
+    assert_eq!(c.welcome().user, long_user);
+    let room = "a.b:c@d-e_F9".to_string() + &"r".repeat(116);
+    assert_eq!(room.len(), 128);
+    c.request(join(&room)).await.unwrap();
+    for bad in ["r".repeat(129), String::new(), "a/b".into(), "é".into()] {
+        let e = c.request(join(&bad)).await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::BadRequest), "{bad:?}");
+    }
+    let too_long = token_claims(&json!({"sub": "u".repeat(129), "exp": now_secs() + 60}));
+    let err = node.connect_token(&too_long).await.err();
+    assert_eq!(err.and_then(|e| e.status()), Some(401));
+}
