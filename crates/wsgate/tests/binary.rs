@@ -44,6 +44,8 @@ struct Running {
     child: Child,
     public: SocketAddr,
     admin: SocketAddr,
+    /// The address line was a JSON object (`--log-format json`).
+    json_log: bool,
 }
 
 /// Spawns the binary on port 0 and reads its two addresses from the log.
@@ -70,11 +72,23 @@ async fn spawn(mut cmd: Command) -> Running {
             .await
             .expect("the binary logs its addresses")
             .expect("the binary is running");
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+            let addr = |k: &str| json[k].as_str().and_then(|v| v.parse().ok());
+            if let (Some(public), Some(admin)) = (addr("public"), addr("admin")) {
+                return Running {
+                    child,
+                    public,
+                    admin,
+                    json_log: true,
+                };
+            }
+        }
         if let (Some(public), Some(admin)) = (field(&line, "public="), field(&line, "admin=")) {
             return Running {
                 child,
                 public,
                 admin,
+                json_log: false,
             };
         }
     }
@@ -240,6 +254,7 @@ async fn flag_beats_env_beats_file_beats_default() {
     let mut cmd = wsgate();
     cmd.arg("--allow-anonymous");
     let mut bin = spawn(cmd).await;
+    assert!(!bin.json_log, "text logs by default");
     let c = Client::connect(Options::new(bin.url("x"))).await.unwrap();
     assert_eq!(c.welcome().ping_interval_ms, 25_000);
     assert_eq!(c.welcome().max_message_bytes, 65_536);
@@ -303,5 +318,17 @@ async fn sigterm_drains_with_1012_paced_over_the_drain_timeout_then_exits_0() {
         spread >= Duration::from_millis(1000) && spread <= Duration::from_millis(2500),
         "closes spread over {spread:?}, expected about 1.5 s of a 2 s drain"
     );
+    assert_eq!(bin.exit_code(Duration::from_secs(10)).await, Some(0));
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let mut cmd = wsgate();
+    cmd.args(["--allow-anonymous", "--log-format", "json"]);
+    // `spawn` finds the addresses in the JSON "Listening." line.
+    let mut bin = spawn(cmd).await;
+    assert!(bin.json_log, "the log line was not JSON");
+    Client::connect(Options::new(bin.url("j"))).await.unwrap();
+    bin.signal("TERM");
     assert_eq!(bin.exit_code(Duration::from_secs(10)).await, Some(0));
 }
