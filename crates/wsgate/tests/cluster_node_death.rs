@@ -80,8 +80,9 @@ async fn a_crashed_nodes_presence_is_removed_within_node_ttl() {
         event_after <= NODE_TTL + MARGIN,
         "leave events took {event_after:?}, more than node-ttl {NODE_TTL:?} + {MARGIN:?}"
     );
+    // The last heartbeat came up to node-ttl / 3 before the kill.
     assert!(
-        event_after >= NODE_TTL,
-        "reaped before node-ttl: {event_after:?}"
+        event_after >= NODE_TTL * 2 / 3 - Duration::from_millis(100),
+        "reaped long before node-ttl: {event_after:?}"
     );
 }
