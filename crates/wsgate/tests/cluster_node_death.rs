@@ -86,3 +86,48 @@ async fn a_crashed_nodes_presence_is_removed_within_node_ttl() {
         "reaped long before node-ttl: {event_after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_after_a_crash_announces_its_old_users_leaves() {
+    let mut cluster = Cluster::start(3).await;
+    let mut alice = cluster.nodes[0].connect("alice").await;
+    let mut bob = cluster.nodes[1].connect("bob").await;
+    let mut carol = cluster.nodes[2].connect("carol").await;
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.request(json!({"type": "join", "room": "den"}))
+            .await
+            .expect("join");
+    }
+
+    // Crash and come back at once with the same id, before anyone reaps.
+    cluster.nodes[1].kill9();
+    let killed = Instant::now();
+    drop(bob);
+    cluster.nodes[1].restart();
+    cluster.nodes[1].wait_ready().await;
+
+    let limit = NODE_TTL + MARGIN + Duration::from_secs(3);
+    for (who, client) in [("alice", &mut alice), ("carol", &mut carol)] {
+        client
+            .next_frame_where(limit, |f| {
+                matches!(f, ServerFrame::Presence { room, event: PresenceEvent::Leave, user }
+                    if room == "den" && user == "bob")
+            })
+            .await
+            .unwrap_or_else(|e| panic!("bob's leave event at {who}: {e}"));
+    }
+    let reply = alice
+        .request(json!({"type": "presence", "room": "den"}))
+        .await
+        .expect("room presence");
+    assert_eq!(reply.members.unwrap_or_default(), ["alice", "carol"]);
+    let reply = carol
+        .request(json!({"type": "presence", "user": "bob"}))
+        .await
+        .expect("user presence");
+    assert_eq!(reply.online, Some(false));
+    report(&format!(
+        "node restarted after a crash: leave events {:.2}s after kill -9",
+        killed.elapsed().as_secs_f64()
+    ));
+}
