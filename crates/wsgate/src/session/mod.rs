@@ -24,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, Sleep};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -398,6 +399,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Err(match e {
                     WsError::Capacity(_) => self.close(CloseCode::TooBig).await,
                     WsError::Utf8(_) => self.close(CloseCode::InvalidPayload).await,
+                    // The peer vanished without a close frame: nothing to answer.
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                        End::Abnormal
+                    }
                     WsError::Protocol(_) => self.close(CloseCode::ProtocolError).await,
                     _ => End::Abnormal,
                 });
