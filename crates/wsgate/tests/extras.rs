@@ -103,8 +103,16 @@ async fn a_client_close_is_answered_and_counted() {
             && node.metric("wsgate_rooms").await == 0.0
     })
     .await;
+    // Application codes are counted as `client`, a vanished peer as 1006.
     let mut c = node.connect("a").await;
     assert_eq!(c.close(4000).await.unwrap().code, Some(4000));
+    drop(node.connect("b").await);
+    eventually("both ends are counted", || async {
+        let m = node.metrics().await;
+        metric_value(&m, "wsgate_disconnects_total{code=\"client\"}") == Some(1.0)
+            && metric_value(&m, "wsgate_disconnects_total{code=\"1006\"}") == Some(1.0)
+    })
+    .await;
 }
 
 #[tokio::test]
