@@ -400,9 +400,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     WsError::Capacity(_) => self.close(CloseCode::TooBig).await,
                     WsError::Utf8(_) => self.close(CloseCode::InvalidPayload).await,
                     // The peer vanished without a close frame: nothing to answer.
-                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                        End::Abnormal
-                    }
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Abnormal,
                     WsError::Protocol(_) => self.close(CloseCode::ProtocolError).await,
                     _ => End::Abnormal,
                 });
