@@ -5,6 +5,8 @@
 #[macro_use]
 mod procs;
 
+use std::time::Duration;
+
 use procs::*;
 use serde_json::json;
 use wsgate_client::{Client, MessageFrame, ServerFrame};
@@ -97,4 +99,57 @@ async fn offline_messages_wait_in_the_redis_list_until_acked() {
     let m = dave.next_message(T).await.expect("live message");
     assert!(!m.replay, "the acked messages were not replayed: {m:?}");
     assert_eq!(m.content, json!("live"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_inboxes_keep_inbox_max_and_expire_after_inbox_ttl() {
+    let redis = RedisServer::start().await;
+    let cluster = Cluster::start_on(redis, 2, &["--inbox-max", "5", "--inbox-ttl", "2s"]).await;
+    let [n1, n2] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let redis = &cluster.redis;
+    let mut alice = n1.connect("alice").await;
+
+    // Eight to an offline user: the three oldest are dropped and counted.
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let reply = alice
+            .request(json!({"type": "send", "to": "frank", "content": {"seq": i}}))
+            .await
+            .expect("send");
+        ids.push(reply.id.expect("id"));
+    }
+    assert_eq!(redis.inbox_len("frank").await, 5);
+    let trimmed = n1
+        .metric("wsgate_inbox_dropped_total{reason=\"trimmed\"}")
+        .await;
+    assert_eq!(trimmed, 3.0, "trimmed messages are counted");
+    let mut frank = n2.connect("frank").await;
+    let got = messages(&mut frank, 5).await;
+    assert_eq!(
+        got.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        ids[3..],
+        "the newest five are kept, in order"
+    );
+    frank.close(1000).await.expect("close");
+
+    // Unacked and not renewed: expired after inbox-ttl, and counted once.
+    poll!("the inbox expired", Duration::from_secs(10), {
+        (redis.inbox_len("frank").await == 0).then_some(())
+    });
+    let mut expired = 0.0;
+    for node in &cluster.nodes {
+        expired += node
+            .metric("wsgate_inbox_dropped_total{reason=\"expired\"}")
+            .await;
+    }
+    assert_eq!(expired, 5.0, "expired messages are counted once");
+    let mut frank = n1.connect("frank").await;
+    alice
+        .request(json!({"type": "send", "to": "frank", "content": "fresh"}))
+        .await
+        .expect("send");
+    let m = frank.next_message(T).await.expect("live message");
+    assert_eq!(m.content, json!("fresh"), "nothing expired was replayed");
 }

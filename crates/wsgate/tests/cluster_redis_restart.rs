@@ -285,3 +285,66 @@ async fn a_redis_outage_longer_than_node_ttl_reaps_no_live_node() {
     assert_eq!(m.content, json!("back"));
     assert!(!m.replay);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_without_persistence_the_nodes_register_again() {
+    let mut cluster = Cluster::start(3).await;
+    let users = ["alice", "bob", "carol"];
+    let mut clients = Vec::new();
+    for (node, user) in cluster.nodes.iter().zip(users) {
+        let mut c = node.connect(user).await;
+        c.request(json!({"type": "join", "room": "r"}))
+            .await
+            .expect("join");
+        clients.push(c);
+    }
+
+    // Redis comes back empty: every node re-registers what it holds.
+    cluster.redis.restart().await;
+    cluster.all_ready(200, Duration::from_secs(30)).await;
+    let mut conn = cluster.redis.conn().await;
+    let members: Vec<String> = redis::cmd("HKEYS")
+        .arg("wsgate:members:r")
+        .query_async(&mut conn)
+        .await
+        .expect("HKEYS");
+    assert_eq!(
+        members.len(),
+        3,
+        "room members registered again: {members:?}"
+    );
+
+    let reply = clients[0]
+        .request(json!({"type": "presence", "user": "carol"}))
+        .await
+        .expect("user presence");
+    assert_eq!(reply.online, Some(true), "carol's registry entry is back");
+    let reply = clients[1]
+        .request(json!({"type": "presence", "room": "r"}))
+        .await
+        .expect("room presence");
+    assert_eq!(reply.members.unwrap_or_default(), users);
+
+    // Direct and room traffic cross nodes again.
+    let reply = clients[0]
+        .request(json!({"type": "send", "to": "carol", "content": "d"}))
+        .await
+        .expect("send");
+    assert_eq!(reply.online, Some(true));
+    let m = clients[2].next_message(T).await.expect("direct on n3");
+    assert_eq!(m.content, json!("d"));
+    clients[2]
+        .request(json!({"type": "publish", "room": "r", "content": "room"}))
+        .await
+        .expect("publish");
+    for (user, client) in users.iter().zip(clients.iter_mut()).take(2) {
+        let m = client
+            .next_frame_where(
+                T,
+                |f| matches!(f, ServerFrame::Message(m) if m.kind == Kind::Room),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("room message at {user}: {e}"));
+        assert!(matches!(m, ServerFrame::Message(m) if m.content == json!("room")));
+    }
+}

@@ -232,10 +232,19 @@ async fn three_nodes_route_every_kind_of_traffic_across_the_cluster() {
         .expect("room presence");
     assert_eq!(reply.members.unwrap_or_default(), ["alice", "bob"]);
 
+    // The API of n1 disconnects carol on n3.
+    let (status, body) = n1
+        .api_post("/api/v1/users/carol/disconnect", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["disconnected"], 1);
+    let closed = carol.wait_closed(T).await.expect("carol is closed");
+    assert_eq!(closed.code, Some(1008), "{closed:?}");
+
     // Disconnecting: bob's status goes offline for the other nodes.
     bob.close(1000).await.expect("close");
-    poll!("bob offline for n3", T, {
-        let reply = carol
+    poll!("bob offline for n1", T, {
+        let reply = alice
             .request(json!({"type": "presence", "user": "bob"}))
             .await
             .expect("presence of bob");
