@@ -348,3 +348,55 @@ async fn after_a_restart_without_persistence_the_nodes_register_again() {
         assert!(matches!(m, ServerFrame::Message(m) if m.content == json!("room")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_makes_nodes_unready_and_refuse_then_recover() {
+    let cluster = Cluster::start(2).await;
+    let patient = Options::new(cluster.nodes[0].ws_url("alice")).timeout(Duration::from_secs(20));
+    let mut alice = Client::connect(patient).await.expect("alice");
+    let mut bob = cluster.nodes[1].connect("bob").await;
+
+    // Connections stay open but nothing answers: the node must notice.
+    cluster.redis.pause();
+    let paused = Instant::now();
+    let asked = Instant::now();
+    let refused = alice
+        .request(json!({"type": "send", "to": "bob", "content": "frozen"}))
+        .await;
+    let answered = asked.elapsed();
+    match refused {
+        Err(ClientError::Server { code, .. }) => {
+            assert_eq!(code, wsgate_client::ErrorCode::Unavailable)
+        }
+        other => panic!("a send with Redis frozen must be refused: {other:?}"),
+    }
+    cluster.all_ready(503, Duration::from_secs(15)).await;
+    let unready = paused.elapsed();
+    for node in &cluster.nodes {
+        let (status, _) = http(node.admin, "GET", "/healthz", None).await;
+        assert_eq!(status, 200, "{} stays up", node.id);
+    }
+
+    cluster.redis.resume();
+    let resumed = Instant::now();
+    cluster.all_ready(200, Duration::from_secs(30)).await;
+    let ready = resumed.elapsed();
+    alice
+        .request(json!({"type": "send", "to": "bob", "content": "thawed"}))
+        .await
+        .expect("send after the thaw");
+    let m = loop {
+        let m = bob.next_message(T).await.expect("bob's message");
+        if m.content == json!("thawed") {
+            break m;
+        }
+    };
+    assert!(!m.replay);
+    report(&format!(
+        "redis frozen (SIGSTOP): send refused after {:.2}s; all nodes not ready after {:.2}s; \
+         ready {:.2}s after SIGCONT",
+        answered.as_secs_f64(),
+        unready.as_secs_f64(),
+        ready.as_secs_f64()
+    ));
+}

@@ -164,8 +164,12 @@ pub fn report(line: &str) {
         .parent()
         .unwrap_or(Path::new("."))
         .join("cluster-report.txt");
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(target) {
-        let _ = writeln!(f, "{line}");
+        let _ = writeln!(f, "[{when}] {line}");
     }
 }
 
@@ -250,6 +254,16 @@ impl RedisServer {
     /// Kills Redis with SIGKILL (what AOF with `fsync always` must survive).
     pub fn kill(&mut self) {
         kill_child(&mut self.child);
+    }
+
+    /// Freezes Redis (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        signal(self.child.as_ref().expect("redis runs").id(), "-STOP");
+    }
+
+    /// Thaws a paused Redis (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.child.as_ref().expect("redis runs").id(), "-CONT");
     }
 
     /// Starts Redis again on the same port and dir (the AOF is reloaded).
