@@ -1,0 +1,246 @@
+//! Hostile clients that hold resources: slowloris (half an upgrade request,
+//! then nothing), upgraded sockets that never answer a ping, a reader that
+//! never reads while the server pushes to it, connection floods from one IP,
+//! and a connect storm past what the node admits to its handshake.
+
+mod hostile;
+
+use std::time::{Duration, Instant};
+
+use hostile::{assert_unharmed, eventually, http, RawWs, Server, API_KEY, T};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Waits until the peer closes `s` (EOF or reset); false on timeout.
+async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn slowloris_and_silent_sockets_are_closed_while_normal_clients_work() {
+    let mut server = Server::start(&[
+        "--handshake-timeout",
+        "1s",
+        "--ping-interval",
+        "1s",
+        "--pong-timeout",
+        "1s",
+    ])
+    .await;
+    let mut bystander = server.client("bystander").await;
+    let fds_before = server.open_fds();
+
+    // 300 connections that send half an upgrade request and stall.
+    let mut half = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(server.public).await.expect("connect");
+        s.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webs")
+            .await
+            .expect("write");
+        half.push(s);
+    }
+    // 100 that upgrade, then never send anything (no pong, no close).
+    let mut silent = Vec::new();
+    for i in 0..100 {
+        silent.push(RawWs::connect(&server, &format!("silent-{i}")).await);
+    }
+    let started = Instant::now();
+
+    // Normal clients connect and work while all of those are open.
+    let mut fresh = server.client("latecomer").await;
+    fresh.assert_pings().await;
+    bystander.assert_pings().await;
+
+    // Half requests: closed after the handshake timeout (1 s), with slack.
+    for s in &mut half {
+        assert!(
+            closed_by_server(s, Duration::from_secs(4)).await,
+            "a half request outlived the handshake timeout"
+        );
+    }
+    // Silent sockets: pinged at 1 s, closed 1001 at ping + pong timeout (2 s).
+    for ws in &mut silent {
+        let code = ws.close_code().await;
+        assert_eq!(code, Some(1001), "heartbeat timeout close");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "closing them took {took:?}");
+    server
+        .wait_metric("wsgate_disconnects_total{code=\"1001\"}", 100.0)
+        .await;
+    drop(half);
+    drop(silent);
+    // Everything they held is released.
+    eventually(T, "the connection gauge is back to 2", || async {
+        server.metric("wsgate_connections").await == 2.0
+    })
+    .await;
+    eventually(T, "file descriptors are back", || async {
+        server.open_fds() <= fds_before + 5
+    })
+    .await;
+    fresh.assert_pings().await;
+    assert_unharmed(&mut server, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_reader_that_never_reads_is_closed_1013_and_memory_stays_bounded() {
+    let mut server = Server::start(&["--outbox-size", "16"]).await;
+    let mut bystander = server.client("bystander").await;
+
+    // A small receive buffer so the kernel stops taking bytes early.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(server.public).await.expect("connect");
+    let path = format!("/ws?token={}", hostile::token("sloth"));
+    let mut sloth = RawWs::upgrade(stream, &server, &path, &[]).await;
+    sloth
+        .send_json(&json!({"type": "join", "room": "flood", "ref": 1}))
+        .await;
+    assert_eq!(sloth.next_json().await["ok"], true);
+    // From here on the sloth never reads.
+    let rss_before = server.proc_status("VmRSS");
+
+    // A flood through the API to the sloth's room (the bystander is not in
+    // it, so it keeps up): 48 KiB each, 20 MB in all, far more than the
+    // socket buffers and the 16-frame outbox hold.
+    let content = "x".repeat(48 * 1024);
+    let body = json!({"room": "flood", "content": content}).to_string();
+    let auth = format!("Bearer {API_KEY}");
+    let mut peak = rss_before;
+    let sent = 400;
+    for i in 0..sent {
+        let r = http(
+            server.admin,
+            "POST",
+            "/api/v1/publish",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await
+        .expect("publish");
+        assert_eq!(r.status, 200, "{}", r.body);
+        if i % 20 == 0 {
+            peak = peak.max(server.proc_status("VmRSS"));
+            bystander.assert_pings().await;
+        }
+    }
+    // The session is closed with 1013 (the close frame waits up to 10 s
+    // behind the unread data before the socket is dropped).
+    let s = &server;
+    eventually(
+        Duration::from_secs(20),
+        "a slow-consumer close",
+        || async move { s.metric("wsgate_slow_consumer_disconnects_total").await >= 1.0 },
+    )
+    .await;
+    server
+        .wait_metric("wsgate_disconnects_total{code=\"1013\"}", 1.0)
+        .await;
+    peak = peak.max(server.proc_status("VmRSS"));
+    let grown = peak.saturating_sub(rss_before);
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew {grown} kB over {sent} messages"
+    );
+    // The sloth's socket ends: data it never read, then a 1013 close frame or
+    // just the end of the stream.
+    let code = tokio::time::timeout(Duration::from_secs(20), sloth.close_code())
+        .await
+        .expect("the sloth's socket ends");
+    assert!(matches!(code, None | Some(1013)), "{code:?}");
+    assert_unharmed(&mut server, &mut bystander).await;
+    eprintln!("slow consumer: {sent} messages of 48 KiB, peak RSS +{grown} kB");
+}
+
+#[tokio::test]
+async fn a_connection_flood_from_one_ip_gets_429() {
+    let mut server = Server::start(&["--max-connections-per-ip", "5"]).await;
+    let mut bystander = server.client("bystander").await;
+    let mut held = Vec::new();
+    for i in 0..4 {
+        held.push(server.client(&format!("flood-{i}")).await);
+    }
+    for _ in 0..20 {
+        let path = format!("/ws?token={}", hostile::token("flood-x"));
+        let r = hostile::try_upgrade(&server, &path, &[]).await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.json()["error"], "too_many_connections");
+    }
+    assert_eq!(
+        server
+            .metric("wsgate_connections_rejected_total{reason=\"ip_limit\"}")
+            .await,
+        20.0
+    );
+    // A slot freed is a slot usable again.
+    drop(held.pop());
+    eventually(T, "a freed slot is reusable", || async {
+        let path = format!("/ws?token={}", hostile::token("flood-y"));
+        hostile::try_upgrade(&server, &path, &[]).await.status == 101
+    })
+    .await;
+    assert_unharmed(&mut server, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_connect_storm_past_the_handshake_limit_is_refused_fast_with_503() {
+    let mut server =
+        Server::start(&["--max-pending-handshakes", "8", "--handshake-timeout", "5s"]).await;
+    let mut bystander = server.client("bystander").await;
+    // Eight stalled half-handshakes hold every admission slot.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(server.public).await.expect("connect");
+        s.write_all(b"GET /ws HTTP/1.1\r\n").await.expect("write");
+        stalled.push(s);
+    }
+    eventually(T, "the slots are taken", || async {
+        let r = hostile::http_get(server.public, "/healthz", &[]).await;
+        r.is_ok_and(|r| r.status == 503)
+    })
+    .await;
+    // The storm: each excess connection gets a raw 503 at once, not a queue slot.
+    let storm = (0..100).map(|_| async {
+        let started = Instant::now();
+        let path = format!("/ws?token={}", hostile::token("storm"));
+        let r = hostile::try_upgrade(&server, &path, &[]).await;
+        (r, started.elapsed())
+    });
+    let results = futures_util::future::join_all(storm).await;
+    for (r, took) in &results {
+        assert_eq!(r.status, 503, "{}", r.head);
+        assert!(r.head.to_ascii_lowercase().contains("retry-after: 1"));
+        assert!(r.body.contains("\"unavailable\""), "{}", r.body);
+        assert!(*took < Duration::from_secs(1), "a refusal took {took:?}");
+    }
+    assert!(
+        server
+            .metric("wsgate_connections_rejected_total{reason=\"handshake_limit\"}")
+            .await
+            >= 100.0
+    );
+    // Upgraded sessions hold no admission slot: the bystander works throughout.
+    bystander.assert_pings().await;
+    drop(stalled);
+    eventually(T, "new clients are admitted again", || async {
+        let path = format!("/ws?token={}", hostile::token("after"));
+        hostile::try_upgrade(&server, &path, &[]).await.status == 101
+    })
+    .await;
+    assert_unharmed(&mut server, &mut bystander).await;
+}
