@@ -332,3 +332,18 @@ async fn json_logs_are_one_object_per_line() {
     bin.signal("TERM");
     assert_eq!(bin.exit_code(Duration::from_secs(10)).await, Some(0));
 }
+
+#[tokio::test]
+async fn a_sigterm_right_after_start_still_drains_and_exits_0() {
+    for _ in 0..3 {
+        let mut cmd = wsgate();
+        cmd.arg("--allow-anonymous");
+        let mut bin = spawn(cmd).await;
+        bin.signal("TERM");
+        assert_eq!(
+            bin.exit_code(Duration::from_secs(10)).await,
+            Some(0),
+            "killed by the signal instead of draining"
+        );
+    }
+}
