@@ -228,3 +228,46 @@ async fn inbox_api_publish_disconnect_and_node_list_cross_nodes() {
     assert_eq!(res["disconnected"], 1);
     assert_eq!(dave.wait_closed(T).await.unwrap().code, Some(1008));
 }
+
+#[tokio::test]
+async fn draining_one_node_leaves_the_others_serving() {
+    let bus = MemoryBus::new();
+    let mut nodes = Vec::new();
+    for name in ["d1", "d2"] {
+        let mut c = config();
+        c.node_id = unique(name);
+        c.drain_timeout = std::time::Duration::from_millis(200);
+        nodes.push(start_with(c, Backend::Memory(bus.clone())).await);
+    }
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let mut alice = n1.connect("alice").await;
+    let mut bob = n2.connect("bob").await;
+    alice.request(join("ops")).await.unwrap();
+    bob.request(join("ops")).await.unwrap();
+    let drained = n2.node.clone();
+    let drain = tokio::spawn(async move { wsgate::drain(&drained).await });
+    assert_eq!(bob.wait_closed(T).await.unwrap().code, Some(1012));
+    let f = alice
+        .next_frame_where(T, |f| {
+            matches!(
+                f,
+                ServerFrame::Presence {
+                    event: PresenceEvent::Leave,
+                    ..
+                }
+            )
+        })
+        .await
+        .unwrap();
+    assert!(matches!(f, ServerFrame::Presence { user, .. } if user == "bob"));
+    tokio::time::timeout(T, drain).await.unwrap().unwrap();
+    let list = n1.api("GET", "/api/v1/nodes", None).await.json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["node"], n1.node.id());
+    // bob reconnects to the surviving node and gets his direct messages there.
+    let r = alice.request(send("bob", json!("after"))).await.unwrap();
+    assert_eq!(r.online, Some(false));
+    let mut bob = n1.connect("bob").await;
+    let m = bob.next_message(T).await.unwrap();
+    assert_eq!((m.content, m.replay), (json!("after"), true));
+}
