@@ -22,17 +22,19 @@ pub enum RejectReason {
     IpLimit,
     NodeFull,
     Draining,
+    NotReady,
     HandshakeLimit,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 7] = [
+    const ALL: [RejectReason; 8] = [
         RejectReason::BadRequest,
         RejectReason::Unauthorized,
         RejectReason::Origin,
         RejectReason::IpLimit,
         RejectReason::NodeFull,
         RejectReason::Draining,
+        RejectReason::NotReady,
         RejectReason::HandshakeLimit,
     ];
 
@@ -45,6 +47,7 @@ impl RejectReason {
             RejectReason::IpLimit => "ip_limit",
             RejectReason::NodeFull => "node_full",
             RejectReason::Draining => "draining",
+            RejectReason::NotReady => "not_ready",
             RejectReason::HandshakeLimit => "handshake_limit",
         }
     }

@@ -2,8 +2,11 @@
 //! upgraded socket to a session.
 //!
 //! Refusals, each with a JSON body and counted by reason: 400 bad upgrade
-//! request · 503 draining or node full · 403 origin not allowed · 401 missing,
-//! invalid or expired token · 429 too many connections from this IP.
+//! request · 503 draining, not ready or node full · 403 origin not allowed ·
+//! 401 missing, invalid or expired token · 429 too many connections from this
+//! IP. Not ready (cluster mode, Redis unreachable or subscriptions not live):
+//! the node could neither replay the inbox nor register the connection, so it
+//! could not keep contract 5.1 (replay before live); `/readyz` says the same.
 //!
 //! The WebSocket runs on the hyper connection's upgraded IO with small buffers
 //! (see [`ws_config`]); the session task is tracked so the drain can wait for it.
@@ -180,6 +183,14 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, peer: SocketAddr) -
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "node is draining; reconnect to another node",
+        );
+    }
+    if let Some(reason) = node.not_ready_reason() {
+        return refuse(
+            RejectReason::NotReady,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            reason,
         );
     }
     if node.hub.len() >= node.config.max_connections {
