@@ -171,7 +171,7 @@ pub struct Stamp {
 
 /// Finds and parses the payload marker in a frame.
 pub fn find_stamp(bytes: &[u8]) -> Option<Stamp> {
-    let start = bytes.windows(MARKER.len()).position(|w| w == MARKER)? + MARKER.len();
+    let start = memchr::memmem::find(bytes, MARKER)? + MARKER.len();
     let mut fields = [0u64; 3];
     let mut i = start;
     for field in &mut fields {

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use super::park::Early;
 use crate::stats::Live;
-use crate::wire::{self, Client, Event, Target, WireError};
+use crate::wire::{self, Client, Event, Stamp, Target, WireError};
 
 /// What a sender sends.
 #[derive(Clone, Debug)]
@@ -80,13 +81,67 @@ fn frame(client: &Client, plan: &SendPlan, seq: u64) -> Result<wire::Message, Wi
     }
 }
 
+/// What handling one measured message did.
+struct Handled {
+    alive: bool,
+    /// An ack was queued: flush.
+    dirty: bool,
+    /// The sender's own message came back (its answer, for peers).
+    own_echo: bool,
+}
+
+/// Counts one measured message received at `at_us`; acks it (direct).
+async fn on_message(
+    client: &mut Client,
+    role: &Role,
+    out: &mut Outcome,
+    live: &Live,
+    key: usize,
+    (stamp, id, at_us): (Stamp, Option<String>, u64),
+) -> Handled {
+    let own = role.send.as_ref().is_some_and(|p| p.sender == stamp.sender);
+    let mut h = Handled {
+        alive: true,
+        dirty: false,
+        own_echo: own,
+    };
+    if own && client.target() != Target::Wsgate {
+        live.replies.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut duplicate = false;
+    if let (true, Some(id)) = (role.direct, id) {
+        if let Ok(ack) = client.ack_frame(&id) {
+            h.alive = client.feed(ack).await.is_ok();
+            h.dirty = true;
+        }
+        duplicate = !out.received_ids.insert(id);
+        out.duplicates += u64::from(duplicate);
+    }
+    if role.receive && !own && !duplicate {
+        out.delivered += 1;
+        live.delivered.fetch_add(1, Ordering::Relaxed);
+        live.latency
+            .record(key, at_us.saturating_sub(stamp.sent_us));
+    }
+    h
+}
+
+async fn wait_stop(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Runs one connection until `stop` turns true (or the server closes it).
 pub async fn run_conn(
     mut client: Client,
     role: Role,
     key: usize,
     live: Arc<Live>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    early: Vec<Early>,
 ) -> Outcome {
     let mut out = Outcome::default();
     let mut tick = tokio::time::interval(Duration::from_millis(5));
@@ -95,6 +150,26 @@ pub async fn run_conn(
     let mut inflight: u64 = 0;
     let echo_answers = client.target() != Target::Wsgate;
     let mut alive = true;
+    // One stop future for the whole loop: re-registering with the watch
+    // channel on every frame costs more than the frame.
+    let stopped = wait_stop(stop);
+    tokio::pin!(stopped);
+    // Messages that arrived while the connection was parked count too.
+    for e in early {
+        let r = on_message(
+            &mut client,
+            &role,
+            &mut out,
+            &live,
+            key,
+            (e.stamp, e.id, e.at_us),
+        )
+        .await;
+        alive &= r.alive;
+        if r.dirty && alive {
+            alive = client.flush().await.is_ok();
+        }
+    }
     while alive {
         let mut dirty = false;
         tokio::select! {
@@ -102,25 +177,12 @@ pub async fn run_conn(
                 Err(_) => alive = false,
                 Ok(Event::SioPing) => alive = client.sio_pong().await.is_ok(),
                 Ok(Event::Message { stamp, id }) => {
-                    let own = role.send.as_ref().is_some_and(|p| p.sender == stamp.sender);
-                    if own && echo_answers {
+                    let at = wire::now_us();
+                    let r = on_message(&mut client, &role, &mut out, &live, key, (stamp, id, at)).await;
+                    alive = r.alive;
+                    dirty |= r.dirty;
+                    if r.own_echo && echo_answers {
                         inflight = inflight.saturating_sub(1);
-                        live.replies.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let mut duplicate = false;
-                    if let (true, Some(id)) = (role.direct, id) {
-                        if let Ok(ack) = client.ack_frame(&id) {
-                            alive = client.feed(ack).await.is_ok();
-                            dirty = true;
-                        }
-                        duplicate = !out.received_ids.insert(id);
-                        out.duplicates += u64::from(duplicate);
-                    }
-                    if role.receive && !own && !duplicate {
-                        out.delivered += 1;
-                        live.delivered.fetch_add(1, Ordering::Relaxed);
-                        let lat = wire::now_us().saturating_sub(stamp.sent_us);
-                        live.latency.record(key, lat);
                     }
                 }
                 Ok(Event::Reply { id }) => {
@@ -139,7 +201,7 @@ pub async fn run_conn(
                 Ok(Event::Other) => {}
             },
             _ = tick.tick(), if sending => {}
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
         }
         if let (true, Some(plan)) = (sending && alive, &role.send) {
             let now = Instant::now();

@@ -35,9 +35,16 @@ pub async fn idle(ctx: &Ctx, args: &IdleArgs, ctl: &mut Ctl) -> Result<WorkerRes
     let (clients, mut dropped) = unpark_all(opened.clients).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
-    for (g, client) in clients {
+    for (g, client, early) in clients {
         let (live, stop) = (ctx.live.clone(), stop_rx.clone());
-        set.spawn(run_conn(client, Role::default(), g as usize, live, stop));
+        set.spawn(run_conn(
+            client,
+            Role::default(),
+            g as usize,
+            live,
+            stop,
+            early,
+        ));
     }
     tokio::time::sleep(ctx.common.duration).await;
     ctl.barrier().await?;
@@ -74,7 +81,7 @@ pub async fn connect(ctx: &Ctx, args: &ConnectArgs, ctl: &mut Ctl) -> Result<Wor
     ctl.barrier().await?;
     let connections = opened.clients.len() as u64;
     let (clients, dropped) = unpark_all(opened.clients).await;
-    close_all(&ctx.live, clients.into_iter().map(|(_, c)| c)).await;
+    close_all(&ctx.live, clients.into_iter().map(|(_, c, _)| c)).await;
     Ok(WorkerResult {
         connections,
         dropped,

@@ -25,6 +25,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::conn::{run_conn, Outcome, Role, SendKind, SendPlan};
+use super::park::{Early, Unparked};
 use super::{close_all, park, unpark_all, Ctx, Parked};
 use crate::cli::{BroadcastArgs, DirectArgs, RoomsArgs, Traffic};
 use crate::coord::Ctl;
@@ -37,14 +38,17 @@ async fn measure<T: Send + 'static>(
     ctx: &Ctx,
     traffic: &Traffic,
     ctl: &mut Ctl,
-    conns: Vec<(T, u64, Client, Role)>,
+    conns: Vec<(T, u64, Client, Role, Vec<Early>)>,
     until: Instant,
 ) -> Result<Vec<(T, Outcome)>, String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
-    for (tag, g, client, role) in conns {
+    for (tag, g, client, role, early) in conns {
         let (live, stop) = (ctx.live.clone(), stop_rx.clone());
-        set.spawn(async move { (tag, run_conn(client, role, g as usize, live, stop).await) });
+        set.spawn(async move {
+            let outcome = run_conn(client, role, g as usize, live, stop, early).await;
+            (tag, outcome)
+        });
     }
     tokio::time::sleep_until(until.into()).await;
     let deadline = Instant::now() + traffic.drain;
@@ -134,7 +138,7 @@ pub async fn broadcast(
     let rate = args.traffic.rate / args.senders.max(1) as f64;
     let conns = clients
         .into_iter()
-        .map(|(g, client)| {
+        .map(|(g, client, early)| {
             let role = if g >= args.connections {
                 let mut p = plan(&args.traffic, SendKind::Broadcast, rate, g, start);
                 p.until = until;
@@ -148,7 +152,7 @@ pub async fn broadcast(
                     ..Role::default()
                 }
             };
-            (g, g, client, role)
+            (g, g, client, role, early)
         })
         .collect::<Vec<_>>();
     result.senders = conns.iter().filter(|c| c.3.send.is_some()).count() as u64;
@@ -167,12 +171,12 @@ pub async fn broadcast(
 async fn join_rooms(
     ctx: &Ctx,
     members: u64,
-    clients: Vec<(u64, Client)>,
+    clients: Vec<Unparked>,
     failures: &mut BTreeMap<String, u64>,
 ) -> Vec<(u64, Parked)> {
     let sem = Arc::new(Semaphore::new(ctx.common.concurrency.max(1)));
     let mut set = JoinSet::new();
-    for (g, mut client) in clients {
+    for (g, mut client, _) in clients {
         let room = ctx.room(g / members);
         let timeout = ctx.common.connect_timeout;
         let sem = sem.clone();
@@ -226,7 +230,7 @@ pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerR
     let mut receivers_in: BTreeMap<u64, u64> = BTreeMap::new();
     let conns = joined
         .into_iter()
-        .map(|(g, client)| {
+        .map(|(g, client, early)| {
             let room = g / k;
             let role = if g % k < args.publishers {
                 let kind = SendKind::Publish(ctx.room(room));
@@ -243,7 +247,7 @@ pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerR
                     ..Role::default()
                 }
             };
-            (room, g, client, role)
+            (room, g, client, role, early)
         })
         .collect::<Vec<_>>();
     result.senders = conns.iter().filter(|c| c.3.send.is_some()).count() as u64;
@@ -265,10 +269,10 @@ pub async fn rooms(ctx: &Ctx, args: &RoomsArgs, ctl: &mut Ctl) -> Result<WorkerR
 
 /// Keeps the pairs whose two sides are both open and closes the rest: a
 /// message to an absent peer would wait in its inbox and look lost.
-async fn complete_pairs(ctx: &Ctx, clients: Vec<(u64, Client)>) -> Vec<(u64, Client)> {
-    let mut by_pair: BTreeMap<u64, Vec<(u64, Client)>> = BTreeMap::new();
-    for (g, c) in clients {
-        by_pair.entry(g / 2).or_default().push((g, c));
+async fn complete_pairs(ctx: &Ctx, clients: Vec<Unparked>) -> Vec<Unparked> {
+    let mut by_pair: BTreeMap<u64, Vec<Unparked>> = BTreeMap::new();
+    for c in clients {
+        by_pair.entry(c.0 / 2).or_default().push(c);
     }
     let mut complete = Vec::new();
     let mut strays = Vec::new();
@@ -276,7 +280,7 @@ async fn complete_pairs(ctx: &Ctx, clients: Vec<(u64, Client)>) -> Vec<(u64, Cli
         if members.len() == 2 {
             complete.extend(members);
         } else {
-            strays.extend(members.into_iter().map(|(_, c)| c));
+            strays.extend(members.into_iter().map(|(_, c, _)| c));
         }
     }
     close_all(&ctx.live, strays).await;
@@ -307,7 +311,7 @@ pub async fn direct(ctx: &Ctx, args: &DirectArgs, ctl: &mut Ctl) -> Result<Worke
     result.connections = complete.len() as u64;
     let parked = complete
         .into_iter()
-        .map(|(g, c)| (g, park(c, ctx.live.clone())))
+        .map(|(g, c, _)| (g, park(c, ctx.live.clone())))
         .collect();
     ctl.barrier().await?;
 
@@ -318,7 +322,7 @@ pub async fn direct(ctx: &Ctx, args: &DirectArgs, ctl: &mut Ctl) -> Result<Worke
     let rate = args.traffic.rate / (2 * args.pairs).max(1) as f64;
     let conns = complete
         .into_iter()
-        .map(|(g, client)| {
+        .map(|(g, client, early)| {
             let kind = SendKind::Direct(ctx.user(g ^ 1));
             let mut p = plan(&args.traffic, kind, rate, g, start);
             p.until = until;
@@ -327,7 +331,7 @@ pub async fn direct(ctx: &Ctx, args: &DirectArgs, ctl: &mut Ctl) -> Result<Worke
                 receive: true,
                 direct: true,
             };
-            (g, g, client, role)
+            (g, g, client, role, early)
         })
         .collect::<Vec<_>>();
     result.senders = conns.len() as u64;
