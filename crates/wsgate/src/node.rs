@@ -7,12 +7,16 @@
 //!
 //! Order: one sender's requests are handled one at a time by its session, and
 //! each publish is awaited before the next, so per-sender order holds on every
-//! path (local outboxes are FIFO, Redis delivers in command order).
+//! path (local outboxes are FIFO, Redis delivers in command order). After a
+//! bus outage the node re-sends each local user's inbox before the first
+//! envelope of the new subscription ([`BusSink::resubscribed`]): direct
+//! messages published while it was away are not lost to live connections.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +55,9 @@ impl From<InboxError> for NodeError {
         NodeError::Unavailable
     }
 }
+
+/// Inbox reads in flight when sessions catch up after a bus outage.
+const CATCH_UP_CONCURRENCY: usize = 16;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -504,6 +511,7 @@ impl Node {
     }
 }
 
+#[async_trait::async_trait]
 impl BusSink for Node {
     fn deliver(&self, envelope: Envelope) {
         self.metrics.broker_received.inc();
@@ -611,5 +619,32 @@ impl BusSink for Node {
                 })
                 .collect(),
         }
+    }
+
+    async fn resubscribed(&self) {
+        // Direct messages published to this node while it was off the bus
+        // wait only in the inboxes: send each local user's unacked messages
+        // again (duplicates are dropped by id). They go through the outboxes
+        // before any live message of the new subscription.
+        let users = self.hub.users();
+        futures_util::stream::iter(users)
+            .for_each_concurrent(CATCH_UP_CONCURRENCY, |(user, _)| async move {
+                match self.inbox.pending(&user).await {
+                    Ok(messages) => {
+                        self.metrics.inbox_replayed.inc_by(messages.len() as u64);
+                        for mut m in messages {
+                            m.replay = true;
+                            let frame = ServerFrame::Message(m);
+                            self.hub
+                                .to_user(&user, &Delivery::message(frame, Kind::Direct, now_ms()));
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.broker_error(BrokerOp::Inbox);
+                        debug!(user = %user, error = %e, "Inbox catch-up failed; the messages stay stored.");
+                    }
+                }
+            })
+            .await;
     }
 }

@@ -58,7 +58,9 @@ pub enum BrokerError {
     Timeout,
 }
 
-/// Receives envelopes published by other nodes. Must not block.
+/// Receives envelopes published by other nodes. Must not block (except
+/// [`BusSink::resubscribed`], which the broker awaits on purpose).
+#[async_trait]
 pub trait BusSink: Send + Sync {
     fn deliver(&self, envelope: Envelope);
     /// Nodes declared dead by this node; the sink announces their users' leaves.
@@ -68,6 +70,11 @@ pub trait BusSink: Send + Sync {
     fn local_state(&self) -> LocalState {
         LocalState::default()
     }
+    /// The broker is subscribed again after losing the bus: envelopes
+    /// published meanwhile never reached this node. Awaited before any
+    /// envelope of the new subscription is delivered, so what the sink queues
+    /// here reaches its connections first.
+    async fn resubscribed(&self) {}
 }
 
 /// Everything the node needs from the cluster.

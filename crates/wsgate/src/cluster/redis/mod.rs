@@ -36,7 +36,11 @@
 //! Redis does not reap for `REAP_GRACE` after it is back: the others were
 //! likely cut off too and are still backing off, their heartbeats are old
 //! only because Redis was away, and reaping them would announce leaves of
-//! users who never left.
+//! users who never left. Direct messages published to this node while it was
+//! off the bus are in the inboxes only: after an outage the node has its
+//! sessions catch up from their inboxes ([`BusSink::resubscribed`]) before it
+//! reads the new subscription, so a connection that outlived the outage still
+//! gets every message, in each sender's order.
 
 mod scripts;
 mod subscriber;
@@ -224,14 +228,17 @@ impl Inner {
     }
 
     /// Subscriptions are live again (the first connection has no grace).
-    fn reconnected(&self) {
+    /// Returns true when this ends an outage.
+    fn reconnected(&self) -> bool {
         let mut from = self
             .reap_from
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if from.is_none() {
             *from = Some(Instant::now() + REAP_GRACE);
+            return true;
         }
+        false
     }
 
     fn may_reap(&self) -> bool {

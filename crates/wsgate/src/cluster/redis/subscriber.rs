@@ -3,8 +3,10 @@
 //! One dedicated Redis connection carries every subscription of the node. The
 //! loop connects, subscribes the node channel, the broadcast channel and every
 //! wanted room channel, re-registers the node (resync), and only then reports
-//! up: a node is never ready while deaf. It reads envelopes and hands them to
-//! the node's sink, which never blocks (outboxes take `try_send`). When the
+//! up: a node is never ready while deaf. After an outage it lets the sink
+//! catch up (inbox redelivery) before it reads the first envelope. It reads
+//! envelopes and hands them to the node's sink, which never blocks (outboxes
+//! take `try_send`). When the
 //! connection drops, or a periodic `PING` fails, the loop ends with a typed
 //! [`LoopEnd`], waits a capped exponential backoff with jitter (reset only
 //! after a healthy period), and starts again.
@@ -170,9 +172,15 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
         return LoopEnd::Disconnected(format!("resync failed: {e}"));
     }
     inner.subscribed.store(true, Ordering::Release);
-    inner.reconnected();
+    let after_outage = inner.reconnected();
     inner.mark();
     info!(node = %s.node, "Subscribed to the cluster bus.");
+    if after_outage {
+        // Before reading the stream: catch-up frames precede new live ones.
+        if let Some(sink) = sink.upgrade() {
+            sink.resubscribed().await;
+        }
+    }
     let mut ping = tokio::time::interval(PING_PERIOD);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
