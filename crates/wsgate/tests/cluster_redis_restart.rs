@@ -386,7 +386,10 @@ async fn a_frozen_redis_makes_nodes_unready_and_refuse_then_recover() {
         .await
         .expect("send after the thaw");
     let m = loop {
-        let m = bob.next_message(T).await.expect("bob's message");
+        let m = bob
+            .next_message(Duration::from_secs(10))
+            .await
+            .expect("bob's message");
         if m.content == json!("thawed") {
             break m;
         }
@@ -460,5 +463,56 @@ async fn a_client_connecting_while_redis_is_down_gets_its_inbox_before_live_mess
     assert_eq!(
         firsts, stored,
         "the inbox comes before new live direct messages (contract 5.1)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_published_before_the_recipients_node_resubscribed_still_arrive_in_order() {
+    let redis = RedisServer::start_with(true).await;
+    let mut cluster = Cluster::start_on(redis, 2, &[]).await;
+    let mut alice = cluster.nodes[0].connect("alice").await;
+    let mut bob = cluster.nodes[1].connect("bob").await;
+
+    // bob's node is paused through the Redis restart, so it comes back to
+    // Redis after n1 does: n1 accepts sends to bob while n2 is not listening.
+    cluster.nodes[1].pause();
+    cluster.redis.kill();
+    cluster.redis.restart().await;
+    let n1 = cluster.nodes[0].admin;
+    eventually("n1 ready", Duration::from_secs(30), || async move {
+        (ready(n1).await == Some(200)).then_some(())
+    })
+    .await;
+    let early = alice
+        .request(json!({"type": "send", "to": "bob", "content": "early"}))
+        .await
+        .expect("send while n2 is away")
+        .id
+        .expect("id");
+    cluster.nodes[1].resume();
+    cluster.all_ready(200, Duration::from_secs(30)).await;
+    alice
+        .request(json!({"type": "send", "to": "bob", "content": "late"}))
+        .await
+        .expect("send after n2 is back");
+
+    // On bob's one connection: "early" (stored, ok'd) comes before "late".
+    let mut order = Vec::new();
+    while !order.contains(&json!("late")) {
+        let m = bob
+            .next_message(T)
+            .await
+            .unwrap_or_else(|e| panic!("bob got {order:?}, then: {e}"));
+        if m.kind == Kind::Direct && !order.contains(&m.content) {
+            if m.content == json!("early") {
+                assert_eq!(m.id, early);
+            }
+            order.push(m.content);
+        }
+    }
+    assert_eq!(
+        order,
+        [json!("early"), json!("late")],
+        "per-sender order on a connection that outlived the restart (contract 5.1)"
     );
 }

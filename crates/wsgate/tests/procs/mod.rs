@@ -440,6 +440,16 @@ impl NodeProc {
         kill_child(&mut self.child);
     }
 
+    /// Freezes the process (SIGSTOP): a long pause, its sockets stay open.
+    pub fn pause(&self) {
+        signal(self.child.as_ref().expect("the node runs").id(), "-STOP");
+    }
+
+    /// Thaws a paused node (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.child.as_ref().expect("the node runs").id(), "-CONT");
+    }
+
     /// Sends SIGTERM (drain).
     pub fn terminate(&self) {
         let child = self.child.as_ref().expect("the node runs");
