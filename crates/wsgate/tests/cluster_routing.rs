@@ -306,3 +306,81 @@ async fn direct_messages_reach_only_the_node_holding_the_recipient() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_on_two_nodes_leaves_a_room_only_when_both_connections_left() {
+    let cluster = Cluster::start(3).await;
+    let [n1, n2, n3] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let mut alice1 = n1.connect("alice").await;
+    let mut alice2 = n2.connect("alice").await;
+    let mut bob = n3.connect("bob").await;
+    join(&mut bob, "hall").await;
+    join(&mut alice1, "hall").await;
+    presence_join(&mut bob, "hall", "alice").await;
+    assert_eq!(join(&mut alice2, "hall").await, ["alice", "bob"]);
+    let reply = bob
+        .request(json!({"type": "presence", "user": "alice"}))
+        .await
+        .expect("presence");
+    assert_eq!(reply.connections, Some(2), "two connections on two nodes");
+
+    // A direct message reaches both of alice's connections.
+    bob.request(json!({"type": "send", "to": "alice", "content": "both"}))
+        .await
+        .expect("send");
+    for a in [&mut alice1, &mut alice2] {
+        message(
+            a,
+            "direct to both connections",
+            Kind::Direct,
+            &json!("both"),
+        )
+        .await;
+    }
+
+    // One connection leaves: alice is still a member, no leave event.
+    alice1
+        .request(json!({"type": "leave", "room": "hall"}))
+        .await
+        .expect("leave");
+    let reply = bob
+        .request(json!({"type": "presence", "room": "hall"}))
+        .await
+        .expect("room presence");
+    assert_eq!(reply.members.unwrap_or_default(), ["alice", "bob"]);
+    // The other one leaves (by closing): now the leave event comes, once.
+    alice2.close(1000).await.expect("close");
+    match expect_frame(&mut bob, "alice's leave", |f| {
+        matches!(
+            f,
+            ServerFrame::Presence {
+                event: PresenceEvent::Leave,
+                ..
+            }
+        )
+    })
+    .await
+    {
+        ServerFrame::Presence { user, .. } => assert_eq!(user, "alice"),
+        _ => unreachable!(),
+    }
+    let second = bob
+        .next_frame_where(std::time::Duration::from_millis(500), |f| {
+            matches!(
+                f,
+                ServerFrame::Presence {
+                    event: PresenceEvent::Leave,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(second.is_err(), "one leave event only: {second:?}");
+    let reply = bob
+        .request(json!({"type": "presence", "room": "hall"}))
+        .await
+        .expect("room presence");
+    assert_eq!(reply.members.unwrap_or_default(), ["bob"]);
+}
