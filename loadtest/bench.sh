@@ -176,4 +176,14 @@ for sys in $SYSTEMS; do
 done
 
 "$lt" report "$OUT"/*.json --markdown "$MD" --charts "$CHARTS"
+{
+  echo
+  echo "## This run"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB," \
+    "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), profile ${PROFILE}."
+  echo "Sizes: CONNS=$CONNS BC_CONNS=$BC_CONNS BC_RATE=$BC_RATE ROOMS=$ROOMS MEMBERS=$MEMBERS" \
+    "ROOM_RATE=$ROOM_RATE PAIRS=$PAIRS DIRECT_RATE=$DIRECT_RATE DURATION=$DURATION."
+  echo "Raw results: \`$OUT/*.json\` (one per system and scenario)."
+} >>"$MD"
 echo "wrote $MD and charts in $CHARTS" >&2

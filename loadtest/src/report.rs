@@ -100,15 +100,15 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
             }
         }
         "connect" => {
-            md += "| system | nodes | connections | failed | conn/s | handshake p50 (ms) | p99 | p99.9 | max | RSS/conn (KiB) | CPU (cores) |\n";
-            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            md += "| system | nodes | connections | failed | conn/s | handshake p50 (ms) | p99 | p99.9 | max | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
             for r in runs {
-                let (kib, cpu) = server_cols(r);
+                let (_, cpu) = server_cols(r);
                 let h = &r.handshake_us;
                 let failed: u64 = r.connect_failures.values().sum();
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {failed} | {:.0} | {} | {} | {} | {} | {kib} | {cpu} |",
+                    "| {} | {} | {} | {failed} | {:.0} | {} | {} | {} | {} | {cpu} |",
                     system(r),
                     r.urls.len(),
                     r.connections,
@@ -121,10 +121,10 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
             }
         }
         _ => {
-            md += "| system | nodes | connections | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | loss | dup | RSS/conn (KiB) | CPU (cores) |\n";
-            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            md += "| system | nodes | connections | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | loss | dup | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
             for r in runs {
-                let (kib, cpu) = server_cols(r);
+                let (_, cpu) = server_cols(r);
                 let l = &r.latency_us;
                 let offered = match r.params["traffic"]["rate"].as_f64() {
                     Some(rate) if rate > 0.0 => format!("{rate:.0}"),
@@ -132,7 +132,7 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {:.4}% | {} | {kib} | {cpu} |",
+                    "| {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {:.4}% | {} | {cpu} |",
                     system(r),
                     r.urls.len(),
                     r.connections,
@@ -327,9 +327,13 @@ the same machine, one after another, driven by the same load generator
 
 Latency is end to end (the send time travels in the payload; sender and
 receivers share the clock), in milliseconds. Loss is against what should have
-arrived (accepted messages × receivers for broadcast). RSS/conn is the server's
-resident-memory growth divided by the connections opened (all nodes summed);
-CPU is server CPU seconds per second of measurement (1.0 = one core).
+arrived (accepted messages × receivers for broadcast). RSS/conn (idle only:
+each system starts fresh and idle runs first) is the server's resident-memory
+growth divided by the connections opened (all nodes summed); CPU is server CPU
+seconds per second of measurement (1.0 = one core). *Offered* is the rate the
+senders aimed at, *accepted* what the server took (wsgate `reply ok`; for the
+peers every frame written): a system that cannot keep up shows accepted <
+offered and growing latency, not loss.
 The load generator shares the machine's cores with the server, so on small
 machines the generator can be the bottleneck: compare systems, not absolutes.
 ";
