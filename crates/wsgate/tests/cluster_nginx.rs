@@ -2,7 +2,8 @@
 //! clients over three nodes; the nodes are drained one after another
 //! (SIGTERM, exit 0, restart with the same id) while clients exchange direct
 //! messages and reconnect through nginx on close 1012. No ok'd direct message
-//! is lost: what a drained connection did not ack is replayed from the inbox.
+//! is lost (what a drained connection did not ack is replayed from the inbox),
+//! and each recipient gets its sender's messages first in send order.
 
 #[macro_use]
 mod procs;
@@ -26,6 +27,8 @@ struct Ledger {
     okd: Mutex<HashMap<String, HashSet<String>>>,
     /// Ids received, by recipient.
     got: Mutex<HashMap<String, HashSet<String>>>,
+    /// Sequence numbers of first arrivals, by recipient (one sender each).
+    firsts: Mutex<HashMap<String, Vec<u64>>>,
     sent_ok: AtomicU64,
     refused: AtomicU64,
     closes_1012: AtomicU64,
@@ -39,9 +42,26 @@ impl Ledger {
         self.sent_ok.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn got(&self, user: &str, id: String) {
+    fn got(&self, user: &str, id: String, seq: u64) {
         let mut got = self.got.lock().unwrap_or_else(|e| e.into_inner());
-        got.entry(user.to_owned()).or_default().insert(id);
+        if got.entry(user.to_owned()).or_default().insert(id) {
+            let mut firsts = self.firsts.lock().unwrap_or_else(|e| e.into_inner());
+            firsts.entry(user.to_owned()).or_default().push(seq);
+        }
+    }
+
+    /// First arrivals out of send order, by recipient.
+    fn out_of_order(&self) -> Vec<(String, u64, u64)> {
+        let firsts = self.firsts.lock().unwrap_or_else(|e| e.into_inner());
+        firsts
+            .iter()
+            .flat_map(|(user, seqs)| {
+                seqs.windows(2)
+                    .filter(|w| w[1] <= w[0])
+                    .map(|w| (user.clone(), w[0], w[1]))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Ok'd messages to `user` not received yet.
@@ -83,7 +103,8 @@ async fn read_some(client: &mut Client, user: &str, ledger: &Ledger, quiet: Dura
     loop {
         match client.next_frame(quiet).await {
             Ok(ServerFrame::Message(m)) if m.kind == Kind::Direct => {
-                ledger.got(user, m.id.clone());
+                let seq = m.content["seq"].as_u64().unwrap_or(u64::MAX);
+                ledger.got(user, m.id.clone(), seq);
                 let _ = client.ack(&m.id).await;
             }
             Ok(_) => {}
@@ -221,6 +242,11 @@ async fn rolling_drain_behind_nginx_loses_no_acked_direct_message() {
     );
     report(&line);
     assert_eq!(missing, 0, "ok'd direct messages lost: {line}");
+    let out_of_order = ledger.out_of_order();
+    assert!(
+        out_of_order.is_empty(),
+        "first arrivals out of send order (recipient, before, after): {out_of_order:?}"
+    );
     assert!(
         ledger.closes_1012.load(Ordering::Acquire) >= CLIENTS as u64,
         "every client was drained at least once with 1012: {line}"
