@@ -1,0 +1,122 @@
+//! A real nginx in front of the nodes.
+
+use super::*;
+
+/// A real nginx in front of some nodes.
+pub struct Nginx {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    /// Starts nginx round-robin over `upstreams`, with WebSocket upgrades.
+    pub async fn start(upstreams: &[SocketAddr]) -> Nginx {
+        require("nginx", "nginx-light");
+        let dir = temp_dir("nginx");
+        fs::create_dir_all(dir.join("tmp")).expect("nginx temp dir");
+        // Another process may take the port between the check and the bind.
+        for _ in 0..3 {
+            if let Some(nginx) = Self::launch(&dir, upstreams, free_port()).await {
+                return nginx;
+            }
+        }
+        log_tail("nginx", &dir.join("error.log"));
+        log_tail("nginx stderr", &dir.join("stderr.log"));
+        panic!("nginx did not start; see {}", dir.display());
+    }
+
+    /// Writes the config and starts nginx; `None` when it exited at start.
+    async fn launch(dir: &Path, upstreams: &[SocketAddr], port: u16) -> Option<Nginx> {
+        let servers: String = upstreams
+            .iter()
+            .map(|a| format!("    server {a} max_fails=0;\n"))
+            .collect();
+        let d = dir.display();
+        let conf = format!(
+            r#"daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream wsgate {{
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://wsgate;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_connect_timeout 2s;
+      proxy_next_upstream error timeout http_502 http_503;
+    }}
+  }}
+}}
+"#
+        );
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).expect("write nginx.conf");
+        let log = File::create(dir.join("stderr.log")).expect("nginx stderr log");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start nginx");
+        let mut nginx = Nginx {
+            port,
+            dir: dir.to_owned(),
+            child: Some(child),
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = nginx.child.as_mut().expect("nginx child");
+        let started = eventually("nginx proxies /healthz", Duration::from_secs(10), || {
+            let exited = child.try_wait().ok().flatten().is_some();
+            async move {
+                if exited {
+                    return Some(false);
+                }
+                let (status, _) = try_http(addr, "GET", "/healthz", None).await?;
+                (status == 200).then_some(true)
+            }
+        })
+        .await;
+        if started {
+            Some(nginx)
+        } else {
+            nginx.child = None;
+            None
+        }
+    }
+
+    /// `ws://…/ws?user=USER` through nginx.
+    pub fn ws_url(&self, user: &str) -> String {
+        format!("ws://127.0.0.1:{}/ws?user={user}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            log_tail("nginx", &self.dir.join("error.log"));
+            log_tail("nginx stderr", &self.dir.join("stderr.log"));
+        }
+        kill_child(&mut self.child);
+    }
+}
