@@ -70,8 +70,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A free port below the ephemeral range, so no client socket of the load
+# generator (127.0.0.x:ephemeral) can be sitting on it when the server binds.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 -c '
+import random, socket
+while True:
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()'
 }
 
 # wait_http URL: until it answers (any status), at most 60 s (peers may npm install).
@@ -106,6 +118,7 @@ start_wsgate() { # nodes
       --log-format json "${redis[@]}" >"$OUT/logs/wsgate-$n-$i.log" 2>&1 &
     pids+=($!); server_pids+=($!)
     wait_http "http://127.0.0.1:$admin/readyz"
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "wsgate exited; see $OUT/logs" >&2; exit 1; }
     urls+=("ws://127.0.0.1:$port/ws")
   done
 }
@@ -120,6 +133,7 @@ start_peer() { # peer instances
     "$PEERS_DIR/run" "$peer" "$port" $redis >"$OUT/logs/$peer-$n-$i.log" 2>&1 &
     pids+=($!); server_pids+=($!)
     wait_http "http://127.0.0.1:$port/"
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "$peer exited; see $OUT/logs" >&2; return 1; }
     urls+=("ws://127.0.0.1:$port/ws")
   done
 }

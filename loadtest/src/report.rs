@@ -242,7 +242,12 @@ pub fn write(args: &ReportArgs) -> Result<(), String> {
         groups.entry(r.scenario.clone()).or_default().push(r);
     }
     for runs in groups.values_mut() {
-        runs.sort_by_key(|r| (rank(&system(r)), r.urls.len(), system(r)));
+        runs.sort_by_key(|r| {
+            // Paced runs by rate, then flat out ("max", rate 0).
+            let rate = r.params["traffic"]["rate"].as_f64().unwrap_or_default();
+            let rate = if rate > 0.0 { rate as u64 } else { u64::MAX };
+            (rank(&system(r)), r.urls.len(), system(r), rate)
+        });
     }
     let fonts = register_font();
     std::fs::create_dir_all(&args.charts).map_err(|e| format!("{}: {e}", args.charts.display()))?;

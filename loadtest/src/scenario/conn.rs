@@ -6,7 +6,8 @@
 //! peers that have no replies, the sender's own message coming back to it
 //! (every raw / Socket.IO broadcast reaches the sender too). Sending is paced
 //! from a 5 ms tick: at each tick (and after each answer) the sender catches up
-//! to `elapsed × rate`, so rates above 200/s per sender need no finer timer.
+//! to `elapsed × rate + phase`, so rates above 200/s per sender need no finer
+//! timer, and senders with the same rate are spread over the period.
 //! When the window is full the sender falls behind rather than queueing
 //! without bound.
 
@@ -147,6 +148,12 @@ pub async fn run_conn(
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut sending = role.send.is_some();
+    // Each sender's schedule is offset by a different fraction of its period
+    // (golden-ratio spread), so many slow senders do not all fire together.
+    let phase = role
+        .send
+        .as_ref()
+        .map_or(0.0, |p| (p.sender as f64 * 0.618_033_988_749_895).fract());
     let mut inflight: u64 = 0;
     let echo_answers = client.target() != Target::Wsgate;
     let mut alive = true;
@@ -210,7 +217,8 @@ pub async fn run_conn(
                 out.send_secs = now.duration_since(plan.start).as_secs_f64();
             } else {
                 let due = if plan.rate > 0.0 {
-                    (now.duration_since(plan.start).as_secs_f64() * plan.rate) as u64 + 1
+                    let t = now.duration_since(plan.start).as_secs_f64();
+                    (t * plan.rate + phase) as u64
                 } else {
                     u64::MAX
                 };
