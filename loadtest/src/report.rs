@@ -121,8 +121,8 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
             }
         }
         _ => {
-            md += "| system | nodes | connections | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | loss | dup | CPU (cores) |\n";
-            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            md += "| system | nodes | connections | senders | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | loss | dup | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
             for r in runs {
                 let (_, cpu) = server_cols(r);
                 let l = &r.latency_us;
@@ -132,10 +132,11 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {:.4}% | {} | {cpu} |",
+                    "| {} | {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {:.4}% | {} | {cpu} |",
                     system(r),
                     r.urls.len(),
                     r.connections,
+                    r.senders,
                     r.accepted_per_s,
                     r.deliveries_per_s,
                     ms(l.p50),
@@ -303,8 +304,10 @@ fn describe(scenario: &str, r: &RunResult) -> String {
         ),
         "connect" => "A connection storm: TCP connect + upgrade + first frame, timed per connection.".into(),
         "broadcast" => format!(
-            "{} sender(s) broadcasting {}-byte payloads (window {}) for {} s; every receiver counts every message.",
-            p["senders"], t["size"], t["window"], p["common"]["duration"]
+            "Sender connections (besides the receivers) broadcast {}-byte payloads for {} s, \
+             at the offered rate or, for *max*, as fast as each sender's window of unanswered \
+             messages allows; every receiver counts every message.",
+            t["size"], p["common"]["duration"]
         ),
         "rooms" => format!(
             "{} rooms of {} members, {} publisher(s) each.",
