@@ -52,6 +52,15 @@ fn system(r: &RunResult) -> String {
     }
 }
 
+/// A chart bar's name: the system and what it was offered.
+fn bar_label(r: &RunResult) -> String {
+    match r.params["traffic"]["rate"].as_f64() {
+        Some(rate) if rate > 0.0 => format!("{} @ {rate:.0}/s", system(r)),
+        Some(_) => format!("{} @ max", system(r)),
+        None => format!("{} ({} conns)", system(r), r.connections),
+    }
+}
+
 /// Row order: wsgate first, then the ideal server, then the peers.
 fn rank(system: &str) -> usize {
     let order = ["wsgate", "ideal", "node", "go", "sio", "socketio"];
@@ -179,7 +188,8 @@ fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<(), Str
     let palette = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
     for (i, (name, value)) in bars.iter().enumerate() {
         let y = n - 1.0 - i as f64;
-        let color = palette[i % palette.len()].mix(0.55);
+        // One colour per system family (wsgate, ideal, node, ...).
+        let color = palette[rank(name) % palette.len()].mix(0.55);
         chart
             .draw_series([Rectangle::new(
                 [(0.0, y + 0.15), (*value, y + 0.85)],
@@ -274,10 +284,7 @@ pub fn write(args: &ReportArgs) -> Result<(), String> {
         md += "\n";
         for (suffix, title, value) in metrics(name) {
             let file = args.charts.join(format!("{name}-{suffix}.png"));
-            let bars: Vec<(String, f64)> = runs
-                .iter()
-                .map(|r| (format!("{} ({} conns)", system(r), r.connections), value(r)))
-                .collect();
+            let bars: Vec<(String, f64)> = runs.iter().map(|r| (bar_label(r), value(r))).collect();
             bar_chart(&file, &format!("{name}: {title}"), &bars)?;
             let rel = relative(&file, &md_dir);
             let _ = writeln!(md, "![{name}: {title}]({})", rel.display());
