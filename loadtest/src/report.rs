@@ -130,8 +130,8 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
             }
         }
         _ => {
-            md += "| system | nodes | connections | senders | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | loss | dup | CPU (cores) |\n";
-            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            md += "| system | nodes | connections | senders | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | accept p99 (ms) | loss | dup | CPU (cores) |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
             for r in runs {
                 let (_, cpu) = server_cols(r);
                 let l = &r.latency_us;
@@ -141,7 +141,7 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {:.4}% | {} | {cpu} |",
+                    "| {} | {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.4}% | {} | {cpu} |",
                     system(r),
                     r.urls.len(),
                     r.connections,
@@ -152,6 +152,7 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
                     ms(l.p99),
                     ms(l.p999),
                     ms(l.max),
+                    ms(r.accept_latency_us.p99),
                     r.loss_ratio * 100.0,
                     r.duplicates
                 );
@@ -348,7 +349,9 @@ growth divided by the connections opened (all nodes summed); CPU is server CPU
 seconds per second of measurement (1.0 = one core). *Offered* is the rate the
 senders aimed at, *accepted* what the server took (wsgate `reply ok`; for the
 peers every frame written): a system that cannot keep up shows accepted <
-offered and growing latency, not loss.
+offered and growing latency, not loss. *Accept* latency is send → `reply ok`
+(peers: send → the sender's own copy back); it tells a slow publish path
+from slow fan-out.
 The load generator shares the machine's cores with the server, so on small
 machines the generator can be the bottleneck: compare systems, not absolutes.
 ";

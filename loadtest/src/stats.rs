@@ -64,7 +64,10 @@ pub struct Live {
     pub delivered: AtomicU64,
     /// Answers to senders (replies, errors, own echoes): drain detection.
     pub replies: AtomicU64,
+    /// End-to-end latency of measured messages.
     pub latency: Recorder,
+    /// Send → answer (wsgate `reply`, or the sender's own copy for peers).
+    pub accept: Recorder,
 }
 
 impl Live {
@@ -140,6 +143,9 @@ pub struct WorkerResult {
     pub storm_secs: f64,
     /// End-to-end latency, µs.
     pub latency: HistData,
+    /// Send → answer latency of senders, µs.
+    #[serde(default)]
+    pub accept_latency: HistData,
     /// Handshake latency (TCP + upgrade + welcome), µs.
     pub handshake: HistData,
 }
@@ -224,6 +230,9 @@ pub struct RunResult {
     /// Connections opened per second of storm (connect scenario).
     pub connects_per_s: f64,
     pub latency_us: Percentiles,
+    /// Send → answer (`reply ok`; for peers, the sender's own copy back).
+    #[serde(default)]
+    pub accept_latency_us: Percentiles,
     pub handshake_us: Percentiles,
     pub server: Option<ServerUsage>,
 }
@@ -234,6 +243,7 @@ impl RunResult {
     pub fn merge(&mut self, parts: &[WorkerResult], broadcast: bool) {
         let mut latency = histogram();
         let mut handshake = histogram();
+        let mut accept = histogram();
         let mut expected = 0;
         let mut lost_by_id = Some(0u64);
         let mut send_secs: f64 = 0.0;
@@ -260,6 +270,7 @@ impl RunResult {
             storm_secs = storm_secs.max(p.storm_secs);
             p.latency.add_to(&mut latency);
             p.handshake.add_to(&mut handshake);
+            p.accept_latency.add_to(&mut accept);
         }
         self.expected = if broadcast {
             self.accepted * self.receivers
@@ -281,6 +292,7 @@ impl RunResult {
         }
         self.latency_us = Percentiles::of(&latency);
         self.handshake_us = Percentiles::of(&handshake);
+        self.accept_latency_us = Percentiles::of(&accept);
     }
 
     /// The one-line summary printed on stdout.
@@ -320,6 +332,11 @@ impl RunResult {
                 ms(self.latency_us.p99),
                 ms(self.latency_us.p999),
                 ms(self.latency_us.max)
+            );
+            s += &format!(
+                "accept_ms p50={:.2} p99={:.2} ",
+                ms(self.accept_latency_us.p50),
+                ms(self.accept_latency_us.p99)
             );
         }
         if let Some(u) = &self.server {

@@ -64,6 +64,7 @@ async fn ideal_idle_connect_broadcast() {
     assert_eq!(r.expected, r.accepted * 20);
     assert_eq!(r.delivered, r.expected, "lost {}", r.lost);
     assert_eq!(r.latency_us.count, r.delivered);
+    assert_eq!(r.accept_latency_us.count, r.sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,6 +174,7 @@ async fn mock_wsgate_rooms_direct_broadcast() {
     .collect();
     let r = run(&bc).await;
     assert_eq!(r.delivered, r.accepted * 10);
+    assert_eq!(r.accept_latency_us.count, r.accepted);
     assert!(r.rejected.is_empty());
 }
 

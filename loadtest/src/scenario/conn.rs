@@ -11,7 +11,7 @@
 //! When the window is full the sender falls behind rather than queueing
 //! without bound.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,6 +155,14 @@ pub async fn run_conn(
         .as_ref()
         .map_or(0.0, |p| (p.sender as f64 * 0.618_033_988_749_895).fract());
     let mut inflight: u64 = 0;
+    // Send times of unanswered messages; answers come back in order (one
+    // connection's frames are handled in order), at most `window` of them.
+    let mut pending: VecDeque<Instant> = VecDeque::new();
+    let answered = |pending: &mut VecDeque<Instant>| {
+        if let Some(t) = pending.pop_front() {
+            live.accept.record(key, t.elapsed().as_micros() as u64);
+        }
+    };
     let echo_answers = client.target() != Target::Wsgate;
     let mut alive = true;
     // One stop future for the whole loop: re-registering with the watch
@@ -190,10 +198,12 @@ pub async fn run_conn(
                     dirty |= r.dirty;
                     if r.own_echo && echo_answers {
                         inflight = inflight.saturating_sub(1);
+                        answered(&mut pending);
                     }
                 }
                 Ok(Event::Reply { id }) => {
                     inflight = inflight.saturating_sub(1);
+                    answered(&mut pending);
                     out.accepted += 1;
                     live.replies.fetch_add(1, Ordering::Relaxed);
                     if let (true, Some(id)) = (role.direct, id) {
@@ -202,6 +212,7 @@ pub async fn run_conn(
                 }
                 Ok(Event::Error { code }) => {
                     inflight = inflight.saturating_sub(1);
+                    answered(&mut pending);
                     live.replies.fetch_add(1, Ordering::Relaxed);
                     *out.rejected.entry(code).or_default() += 1;
                 }
@@ -229,6 +240,7 @@ pub async fn run_conn(
                     }
                     out.sent += 1;
                     inflight += 1;
+                    pending.push_back(Instant::now());
                     live.sent.fetch_add(1, Ordering::Relaxed);
                     dirty = true;
                 }

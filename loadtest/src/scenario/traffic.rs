@@ -104,6 +104,7 @@ async fn tally(ctx: &Ctx, outcomes: Vec<Outcome>, r: &mut WorkerResult) {
         }
     }
     r.latency = HistData::from_hist(&ctx.live.latency.snapshot());
+    r.accept_latency = HistData::from_hist(&ctx.live.accept.snapshot());
     close_all(&ctx.live, alive).await;
 }
 
