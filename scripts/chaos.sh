@@ -62,7 +62,7 @@ start_node() {
         --node-id "chaos-$i" --redis-url "redis://127.0.0.1:$REDIS_PORT" --jwt-secret "$SECRET" \
         --api-key chaos --node-ttl 3s --drain-timeout 3s --ping-interval 5s --pong-timeout 5s \
         --inbox-max 100000 --log-level info >>"$OUT_DIR/node-$i.log" 2>&1 &
-    node_pid[$i]=$!
+    node_pid[i]=$!
 }
 wait_ready() {
     local i=$1
@@ -74,10 +74,11 @@ wait_ready() {
 }
 
 checker_pid=""
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
-    [ -n "$checker_pid" ] && kill "$checker_pid" 2>/dev/null || true
+    if [ -n "$checker_pid" ]; then kill "$checker_pid" 2>/dev/null || true; fi
     for p in "${node_pid[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    [ -n "$redis_pid" ] && kill -9 "$redis_pid" 2>/dev/null || true
+    if [ -n "$redis_pid" ]; then kill -9 "$redis_pid" 2>/dev/null || true; fi
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
