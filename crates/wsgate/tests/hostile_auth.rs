@@ -384,3 +384,42 @@ async fn host_header_tricks_under_the_same_host_policy() {
     );
     assert_unharmed(&mut server, &mut bystander).await;
 }
+
+#[tokio::test]
+async fn a_rooms_claim_limits_presence_queries_too() {
+    let mut server = Server::start(&[]).await;
+    let mut bystander = server.client("bystander").await;
+    bystander.send(&json!({"type": "join", "room": "team-b", "ref": 1}));
+    assert_eq!(bystander.next_of("reply").await["ok"], true);
+    let restricted = token_with(
+        SECRET.as_bytes(),
+        &json!({"sub": "mallory", "exp": now_secs() + 3600, "rooms": ["team-a-*"]}),
+    );
+    let mut mallory = hostile::Client::connect(&server.ws_url(""), Some(&restricted), None)
+        .await
+        .expect("connect");
+    // Joining and looking into a room the claim does not allow are refused.
+    for frame in [
+        json!({"type": "join", "room": "team-b", "ref": 2}),
+        json!({"type": "presence", "room": "team-b", "ref": 3}),
+    ] {
+        mallory.send(&frame);
+        let err = mallory.next().await;
+        assert_eq!(
+            (err["code"].as_str(), &err["ref"]),
+            (Some("forbidden"), &frame["ref"]),
+            "{frame}: {err}"
+        );
+        assert!(err.get("members").is_none());
+    }
+    // An allowed room answers.
+    mallory.send(&json!({"type": "presence", "room": "team-a-1", "ref": 4}));
+    let ok = mallory.next().await;
+    assert_eq!(
+        (ok["ok"].as_bool(), &ok["members"]),
+        (Some(true), &json!([])),
+        "{ok}"
+    );
+    mallory.assert_pings().await;
+    assert_unharmed(&mut server, &mut bystander).await;
+}

@@ -583,6 +583,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ClientFrame::Presence {
                 target: Target::Room(room),
             } => {
+                // Membership is not needed, but a room the token's `rooms`
+                // claim does not allow is not the user's to look into.
+                if !self.identity.may_join(&room) {
+                    return Err((
+                        ErrorCode::Forbidden,
+                        "the token does not allow this room".into(),
+                    ));
+                }
                 reply.members = Some(node.room_members(&room).await.map_err(refused)?);
                 reply.room = Some(room);
             }
