@@ -13,12 +13,16 @@ fn decode(c: &mut Criterion) {
     let as_msgpack = rmp_serde::to_vec_named(&frame).expect("encodes");
     let mut g = c.benchmark_group("decode_client");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("json_publish", |b| b.iter(|| decode_client(Codec::Json, black_box(&as_json))));
+    g.bench_function("json_publish", |b| {
+        b.iter(|| decode_client(Codec::Json, black_box(&as_json)))
+    });
     g.bench_function("msgpack_publish", |b| {
         b.iter(|| decode_client(Codec::Msgpack, black_box(&as_msgpack)))
     });
     let bad = b"{\"type\":\"publish\",\"room\":5}".to_vec();
-    g.bench_function("json_bad_request", |b| b.iter(|| decode_client(Codec::Json, black_box(&bad))));
+    g.bench_function("json_bad_request", |b| {
+        b.iter(|| decode_client(Codec::Json, black_box(&bad)))
+    });
     g.finish();
 }
 
@@ -35,7 +39,9 @@ fn encode(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("encode_server");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("json_message", |b| b.iter(|| encode_server(Codec::Json, black_box(&frame))));
+    g.bench_function("json_message", |b| {
+        b.iter(|| encode_server(Codec::Json, black_box(&frame)))
+    });
     g.bench_function("msgpack_message", |b| {
         b.iter(|| encode_server(Codec::Msgpack, black_box(&frame)))
     });

@@ -28,10 +28,14 @@ fn fanout(c: &mut Criterion) {
         let hub = Hub::new();
         let mut outboxes = Vec::with_capacity(n);
         for i in 0..n {
-            let (conn, rx) = Conn::new(i as u64 + 1, Arc::from(format!("u{i}").as_str()), 64);
+            let conn = Conn::new(i as u64 + 1, Arc::from(format!("u{i}").as_str()), 64);
             hub.add(&conn);
-            let codec = if i % 10 == 0 { Codec::Msgpack } else { Codec::Json };
-            outboxes.push((conn, rx, codec));
+            let codec = if i % 10 == 0 {
+                Codec::Msgpack
+            } else {
+                Codec::Json
+            };
+            outboxes.push((conn, codec));
         }
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
@@ -39,10 +43,13 @@ fn fanout(c: &mut Criterion) {
                 let d = Delivery::message(message(), Kind::Broadcast, 0);
                 let queued = hub.to_all(&d);
                 assert_eq!(queued, n);
-                for (_, rx, codec) in outboxes.iter_mut() {
-                    let d = rx.try_recv().expect("queued");
-                    let m = d.ws_message(*codec).expect("encodes");
-                    std::hint::black_box(m);
+                let mut taken = Vec::with_capacity(1);
+                for (conn, codec) in outboxes.iter() {
+                    conn.take(&mut taken, 1);
+                    for d in taken.drain(..) {
+                        let m = d.ws_message(*codec).expect("encodes");
+                        std::hint::black_box(m);
+                    }
                 }
             })
         });

@@ -22,7 +22,9 @@ use crate::metrics::Metrics;
 #[derive(Default)]
 struct State {
     nodes: HashMap<String, (Weak<dyn BusSink>, NodeInfo)>,
-    users: HashMap<String, HashMap<String, u64>>,
+    /// user → (node, connections): a short list per user, since most users
+    /// are on one node (this map holds an entry for every connected user).
+    users: HashMap<String, Vec<(Arc<str>, u64)>>,
     members: HashMap<String, HashMap<String, HashSet<String>>>,
     interest: HashMap<String, HashSet<String>>,
 }
@@ -53,6 +55,7 @@ impl MemoryBus {
         MemoryBroker {
             bus: self.clone(),
             node: node_id.to_owned(),
+            node_key: Arc::from(node_id),
             info,
         }
     }
@@ -75,6 +78,8 @@ impl MemoryBus {
 pub struct MemoryBroker {
     bus: MemoryBus,
     node: String,
+    /// The node id, shared by this node's registry entries.
+    node_key: Arc<str>,
     info: NodeInfo,
 }
 
@@ -97,22 +102,22 @@ impl Broker for MemoryBroker {
     async fn publish(&self, route: &Route, envelope: &Envelope) -> Result<usize, BrokerError> {
         let targets: Vec<Weak<dyn BusSink>> = {
             let state = self.bus.lock();
-            let names: Vec<&String> = match route {
+            let names: Vec<&str> = match route {
                 Route::User(user) => state
                     .users
                     .get(user)
-                    .map(|m| m.keys().collect())
+                    .map(|m| m.iter().map(|(n, _)| n.as_ref()).collect())
                     .unwrap_or_default(),
                 Route::Room(room) => state
                     .interest
                     .get(room)
-                    .map(|s| s.iter().collect())
+                    .map(|s| s.iter().map(String::as_str).collect())
                     .unwrap_or_default(),
-                Route::Broadcast => state.nodes.keys().collect(),
+                Route::Broadcast => state.nodes.keys().map(String::as_str).collect(),
             };
             names
                 .into_iter()
-                .filter(|n| **n != self.node)
+                .filter(|n| *n != self.node)
                 .filter_map(|n| state.nodes.get(n).map(|(s, _)| s.clone()))
                 .collect()
         };
@@ -127,10 +132,17 @@ impl Broker for MemoryBroker {
     async fn user_connections(&self, user: &str, delta: i64) -> Result<(), BrokerError> {
         let mut state = self.bus.lock();
         let per_node = state.users.entry(user.to_owned()).or_default();
-        let n = per_node.entry(self.node.clone()).or_insert(0);
+        let i = match per_node.iter().position(|(n, _)| **n == *self.node) {
+            Some(i) => i,
+            None => {
+                per_node.push((self.node_key.clone(), 0));
+                per_node.len() - 1
+            }
+        };
+        let n = &mut per_node[i].1;
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
-            per_node.remove(&self.node);
+            per_node.swap_remove(i);
             if per_node.is_empty() {
                 state.users.remove(user);
             }
@@ -144,7 +156,7 @@ impl Broker for MemoryBroker {
             .lock()
             .users
             .get(user)
-            .map_or(0, |m| m.values().sum()))
+            .map_or(0, |m| m.iter().map(|(_, n)| n).sum()))
     }
 
     async fn room_member(&self, room: &str, user: &str, joined: bool) -> Result<bool, BrokerError> {

@@ -9,14 +9,14 @@
 //! The hub knows nothing of Redis or other nodes: the [`crate::node::Node`]
 //! decides what goes to the cluster.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use std::sync::OnceLock;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_protocol::{encode_server, CloseCode, Codec, Kind, ServerFrame};
@@ -100,31 +100,44 @@ pub enum Pushed {
 }
 
 /// The shared half of a connection: what the hub and other tasks hold.
+///
+/// Its outbox is a bounded queue of shared frames. It is a locked `VecDeque`
+/// rather than a channel because an idle connection must cost little: the
+/// queue allocates nothing until a frame is queued and gives its buffer back
+/// when it drains (a tokio channel allocates a cache-padded channel and a
+/// 32-slot block up front, about 800 bytes per connection).
 #[derive(Debug)]
 pub struct Conn {
     pub id: ConnId,
     pub user: Arc<str>,
-    tx: mpsc::Sender<Arc<Delivery>>,
+    outbox: Mutex<VecDeque<Arc<Delivery>>>,
+    capacity: usize,
     close: AtomicU16,
-    notify: Notify,
+    /// Wakes the session when frames are queued.
+    queued: Notify,
+    /// Wakes the session when a close is requested.
+    kicked: Notify,
 }
 
+/// Queue capacity kept when an outbox drains; larger buffers are released.
+const OUTBOX_KEEP: usize = 16;
+
 impl Conn {
-    /// Creates a connection and the receiving end of its outbox of `capacity` frames.
-    pub fn new(
-        id: ConnId,
-        user: Arc<str>,
-        capacity: usize,
-    ) -> (Arc<Conn>, mpsc::Receiver<Arc<Delivery>>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let conn = Arc::new(Conn {
+    /// Creates a connection whose outbox holds at most `capacity` frames.
+    pub fn new(id: ConnId, user: Arc<str>, capacity: usize) -> Arc<Conn> {
+        Arc::new(Conn {
             id,
             user,
-            tx,
+            outbox: Mutex::new(VecDeque::new()),
+            capacity,
             close: AtomicU16::new(0),
-            notify: Notify::new(),
-        });
-        (conn, rx)
+            queued: Notify::new(),
+            kicked: Notify::new(),
+        })
+    }
+
+    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Delivery>>> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a frame without waiting. A full outbox closes the connection with 1013.
@@ -132,17 +145,41 @@ impl Conn {
         if self.close.load(Ordering::Relaxed) != 0 {
             return Pushed::Closed;
         }
-        match self.tx.try_send(delivery.clone()) {
-            Ok(()) => Pushed::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.kick(CloseCode::TryAgainLater) {
+        {
+            let mut queue = self.lock_outbox();
+            if queue.len() >= self.capacity {
+                drop(queue);
+                return if self.kick(CloseCode::TryAgainLater) {
                     Pushed::SlowConsumer
                 } else {
                     Pushed::Closed
-                }
+                };
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Closed,
+            queue.push_back(delivery.clone());
         }
+        self.queued.notify_one();
+        Pushed::Queued
+    }
+
+    /// Moves up to `max` queued frames into `out`; returns true when more remain.
+    pub fn take(&self, out: &mut Vec<Arc<Delivery>>, max: usize) -> bool {
+        let mut queue = self.lock_outbox();
+        let n = queue.len().min(max);
+        out.extend(queue.drain(..n));
+        if queue.is_empty() && queue.capacity() > OUTBOX_KEEP {
+            *queue = VecDeque::new();
+        }
+        !queue.is_empty()
+    }
+
+    /// Resolves when frames may have been queued since the last call.
+    pub async fn wait_queued(&self) {
+        self.queued.notified().await;
+    }
+
+    /// Re-arms [`Conn::wait_queued`] when frames were left in the queue.
+    pub fn rearm(&self) {
+        self.queued.notify_one();
     }
 
     /// Asks the session to close with `code`. Returns false when a close was
@@ -153,7 +190,7 @@ impl Conn {
             .compare_exchange(0, code.as_u16(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if first {
-            self.notify.notify_one();
+            self.kicked.notify_one();
         }
         first
     }
@@ -170,7 +207,7 @@ impl Conn {
             if let Some(code) = self.kicked() {
                 return code;
             }
-            self.notify.notified().await;
+            self.kicked.notified().await;
         }
     }
 }
@@ -434,8 +471,8 @@ mod tests {
     #[test]
     fn join_leave_track_users_and_rooms() {
         let hub = Hub::new();
-        let (a1, _r1) = Conn::new(1, "a".into(), 4);
-        let (a2, _r2) = Conn::new(2, "a".into(), 4);
+        let a1 = Conn::new(1, "a".into(), 4);
+        let a2 = Conn::new(2, "a".into(), 4);
         assert!(hub.add(&a1));
         assert!(!hub.add(&a2));
         let j = hub.join(&a1, "r");
@@ -456,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_full_outbox_kicks_with_1013_once() {
-        let (c, _rx) = Conn::new(1, "u".into(), 2);
+        let c = Conn::new(1, "u".into(), 2);
         let d = Delivery::control(ServerFrame::Pong { r#ref: None });
         assert_eq!(c.push(&d), Pushed::Queued);
         assert_eq!(c.push(&d), Pushed::Queued);
@@ -464,6 +501,10 @@ mod tests {
         assert_eq!(c.kicked(), Some(CloseCode::TryAgainLater));
         assert_eq!(c.push(&d), Pushed::Closed);
         assert!(!c.kick(CloseCode::Restart), "first close code wins");
+        let mut out = Vec::new();
+        assert!(c.take(&mut out, 1), "one frame left");
+        assert!(!c.take(&mut out, 10));
+        assert_eq!(out.len(), 2);
     }
 
     #[test]

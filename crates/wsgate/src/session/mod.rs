@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -87,19 +86,27 @@ enum End {
 type Handled = Result<Option<Reply>, (ErrorCode, String)>;
 
 /// Runs a session to its end, then unregisters it.
-pub async fn run<S>(node: Arc<Node>, ws: WebSocketStream<S>, identity: Identity, codec: Codec)
+///
+/// A plain function returning the session's future: the arguments move into
+/// the session here, so the long-lived future holds them once (an `async fn`
+/// would keep its arguments' slots beside the session for its whole life).
+pub fn run<S>(
+    node: Arc<Node>,
+    ws: WebSocketStream<S>,
+    identity: Identity,
+    codec: Codec,
+) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = node.hub.next_id();
-    let (conn, rx) = Conn::new(
+    let conn = Conn::new(
         id,
         Arc::from(identity.user.as_str()),
         node.config.outbox_size,
     );
-    let _ = node.connected(&conn).await;
     let now = Instant::now();
-    let mut session = Session {
+    let session = Session {
         limiter: RateLimiter::new(node.config.rate_limit, now),
         errors: ErrorWindow::default(),
         last_read: now,
@@ -111,33 +118,12 @@ where
         identity,
         codec,
         ws,
-        rx,
+        taken: Vec::new(),
         rooms: Vec::new(),
         out: Vec::new(),
         unacked: VecDeque::new(),
     };
-    let end = session.serve().await;
-    let metrics = &session.node.metrics;
-    match end {
-        End::Server(code) => {
-            if code == CloseCode::TryAgainLater {
-                metrics.slow_consumer_disconnects.inc();
-            }
-            metrics.disconnect(Some(code));
-        }
-        End::Client(code) => {
-            match code.and_then(|c| CloseCode::ALL.into_iter().find(|k| k.as_u16() == c)) {
-                Some(code) => metrics.disconnect(Some(code)),
-                None => metrics.disconnect_by_client(),
-            }
-        }
-        End::Abnormal => metrics.disconnect(None),
-    }
-    debug!(user = %session.conn.user, conn = session.conn.id, "Connection closed.");
-    session
-        .node
-        .disconnected(&session.conn, &session.rooms)
-        .await;
+    session.run()
 }
 
 /// When the token expires, or `None` for no expiry (anonymous) or an `exp`
@@ -154,7 +140,8 @@ struct Session<S> {
     identity: Identity,
     codec: Codec,
     ws: WebSocketStream<S>,
-    rx: mpsc::Receiver<Arc<Delivery>>,
+    /// Frames taken from the outbox for the current write batch.
+    taken: Vec<Arc<Delivery>>,
     rooms: Vec<Arc<str>>,
     out: Vec<Message>,
     limiter: RateLimiter,
@@ -171,23 +158,49 @@ enum Event {
     Kicked(CloseCode),
     Timer,
     Read(Option<Result<Message, WsError>>),
-    Out(Option<Arc<Delivery>>),
+    Queued,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    async fn serve(&mut self) -> End {
+    async fn run(mut self) {
+        let _ = Box::pin(self.node.connected(&self.conn)).await;
+        let end = self.serve().await;
+        let metrics = &self.node.metrics;
+        match end {
+            End::Server(code) => {
+                if code == CloseCode::TryAgainLater {
+                    metrics.slow_consumer_disconnects.inc();
+                }
+                metrics.disconnect(Some(code));
+            }
+            End::Client(code) => {
+                match code.and_then(|c| CloseCode::ALL.into_iter().find(|k| k.as_u16() == c)) {
+                    Some(code) => metrics.disconnect(Some(code)),
+                    None => metrics.disconnect_by_client(),
+                }
+            }
+            End::Abnormal => metrics.disconnect(None),
+        }
+        debug!(user = %self.conn.user, conn = self.conn.id, "Connection closed.");
+        Box::pin(self.node.disconnected(&self.conn, &self.rooms)).await;
+    }
+
+    fn welcome(&self) -> ServerFrame {
         let config = &self.node.config;
-        let welcome = ServerFrame::Welcome {
+        ServerFrame::Welcome {
             user: self.identity.user.clone(),
             session: format!("{}-{}", config.node_id, self.conn.id),
             node: config.node_id.clone(),
             protocol: wsgate_protocol::PROTOCOL.into(),
             ping_interval_ms: config.ping_interval.as_millis() as u64,
             max_message_bytes: config.max_message_bytes as u64,
-        };
-        self.queue(&welcome);
-        self.replay(None).await;
-        if let Err(end) = self.flush().await {
+        }
+    }
+
+    async fn serve(&mut self) -> End {
+        self.queue(&self.welcome());
+        Box::pin(self.replay(None)).await;
+        if let Err(end) = Box::pin(self.flush()).await {
             return end;
         }
         loop {
@@ -201,29 +214,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 code = conn.wait_kicked() => Event::Kicked(code),
                 () = &mut self.timer => Event::Timer,
                 msg = self.ws.next() => Event::Read(msg),
-                d = self.rx.recv() => Event::Out(d),
+                () = conn.wait_queued() => Event::Queued,
             };
+            // The handlers are boxed: a future is as large as its largest await
+            // state, and this one lives as long as the connection. Boxed, the
+            // idle session holds only the `select!` below.
             let step = match event {
-                Event::Kicked(code) => Err(self.close(code).await),
-                Event::Timer => self.on_timer().await,
-                Event::Read(msg) => self.on_read(msg).await,
-                Event::Out(Some(d)) => {
-                    self.push_delivery(&d);
-                    while self.out.len() < WRITE_BATCH {
-                        match self.rx.try_recv() {
-                            Ok(d) => self.push_delivery(&d),
-                            Err(_) => break,
-                        }
+                Event::Kicked(code) => Err(Box::pin(self.close(code)).await),
+                Event::Timer => Box::pin(self.on_timer()).await,
+                Event::Read(msg) => Box::pin(self.on_read(msg)).await,
+                Event::Queued => {
+                    if self.conn.take(&mut self.taken, WRITE_BATCH) {
+                        // More than one batch: come back after a read and a write.
+                        self.conn.rearm();
                     }
+                    let mut taken = std::mem::take(&mut self.taken);
+                    for d in taken.drain(..) {
+                        self.push_delivery(&d);
+                    }
+                    self.taken = taken;
                     Ok(())
                 }
-                Event::Out(None) => Ok(()),
             };
             if let Err(end) = step {
                 return end;
             }
             if !self.out.is_empty() {
-                if let Err(end) = self.flush().await {
+                if let Err(end) = Box::pin(self.flush()).await {
                     return end;
                 }
             }
@@ -292,7 +309,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err(_) => Some(Err(CloseCode::TryAgainLater)),
             },
         };
-        self.out.clear();
+        // Give the batch's buffer back: most connections are idle between writes.
+        self.out = Vec::new();
         match result {
             None => Ok(()),
             Some(Ok(())) => Err(End::Abnormal),

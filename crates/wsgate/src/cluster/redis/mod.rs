@@ -29,8 +29,9 @@
 //!   3 × `node-ttl`.
 //!
 //! Liveness: each node heartbeats every `node-ttl / 3`; each node also looks
-//! for nodes silent for `node-ttl` and reaps them with one script (only one
-//! reaper wins), then announces the leaves that follow. After every
+//! for nodes silent for `node-ttl`, and reaps one it sees silent at two
+//! checks in a row with one script (only one reaper wins), then announces the
+//! leaves that follow. After every
 //! (re)connection the node re-registers what its hub holds (resync), so a
 //! Redis restart, with or without persistence, converges. A node that lost
 //! Redis does not reap for `REAP_GRACE` after it is back: the others were
@@ -45,6 +46,7 @@
 mod scripts;
 mod subscriber;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -276,8 +278,19 @@ impl Inner {
         Ok(was_there.is_none())
     }
 
-    /// Reaps nodes silent for `node-ttl`; returns the (room, user) leaves.
-    async fn reap_dead(&self) -> Result<Vec<(String, String)>, BrokerError> {
+    /// Reaps nodes silent for `node-ttl` that were already silent at the
+    /// previous check (`suspects`); returns the (room, user) leaves.
+    ///
+    /// Two sightings, each after a successful heartbeat of this node, because
+    /// one is not proof: when Redis stalls (frozen, overloaded), every node's
+    /// heartbeat looks old the moment it resumes, and commands queued during
+    /// the stall (this node's check among them) run before the others'
+    /// heartbeats. A live node heartbeats again within one period, so it is
+    /// never seen dead twice.
+    async fn reap_dead(
+        &self,
+        suspects: &mut HashSet<String>,
+    ) -> Result<Vec<(String, String)>, BrokerError> {
         let s = &self.shared;
         let mut conn = s.conn().await?;
         let nodes_key = format!("{}:nodes", s.prefix);
@@ -291,8 +304,14 @@ impl Inner {
                     .invoke_async(&mut conn),
             )
             .await?;
+        let confirmed: Vec<String> = dead
+            .iter()
+            .filter(|n| **n != s.node && suspects.contains(*n))
+            .cloned()
+            .collect();
+        *suspects = dead.into_iter().collect();
         let mut leaves = Vec::new();
-        for node in dead.into_iter().filter(|n| *n != s.node) {
+        for node in confirmed {
             let entries = self.reap(&mut conn, &node, false).await?;
             info!(node = %node, leaves = entries.len(), "Reaped a dead node.");
             leaves.extend(entries);
@@ -382,12 +401,14 @@ async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
     let period = (inner.node_ttl / 3).max(Duration::from_millis(100));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut suspects = HashSet::new();
     loop {
         tokio::select! {
             () = inner.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
         if !inner.subscribed.load(Ordering::Acquire) {
+            suspects.clear();
             continue;
         }
         match inner.heartbeat().await {
@@ -405,13 +426,17 @@ async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
                 inner.heartbeat_ok.store(false, Ordering::Release);
                 inner.shared.metrics.broker_error(BrokerOp::Heartbeat);
                 debug!(error = %e, "Heartbeat failed.");
+                inner.mark();
+                suspects.clear();
+                continue;
             }
         }
         inner.mark();
         if !inner.may_reap() {
+            suspects.clear();
             continue;
         }
-        match inner.reap_dead().await {
+        match inner.reap_dead(&mut suspects).await {
             Ok(leaves) if !leaves.is_empty() => {
                 if let Some(sink) = sink.upgrade() {
                     sink.nodes_died(leaves);
