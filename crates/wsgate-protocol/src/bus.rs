@@ -69,10 +69,17 @@ impl Envelope {
         rmp_serde::to_vec_named(self)
     }
 
-    /// Decodes an envelope; never panics on any input.
+    /// Decodes an envelope; never panics on any input, and never recurses
+    /// deeper than [`Envelope::MAX_DEPTH`] (content is at most
+    /// [`crate::codec::MAX_DEPTH`] deep, plus the envelope's own maps).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-        Ok(rmp_serde::from_slice(bytes)?)
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+        de.set_max_depth(Self::MAX_DEPTH);
+        Ok(Envelope::deserialize(&mut de)?)
     }
+
+    /// Deepest nesting a bus payload may have.
+    pub const MAX_DEPTH: usize = crate::codec::MAX_DEPTH + 16;
 }
 
 #[cfg(test)]
@@ -92,6 +99,9 @@ mod tests {
         let bytes = env.encode().unwrap();
         assert_eq!(Envelope::decode(&bytes).unwrap(), env);
         assert!(Envelope::decode(b"\xc1garbage").is_err());
+        let mut deep = b"\x82\xa6origin\xa2n1\xa5event".to_vec();
+        deep.extend(std::iter::repeat_n(0x91u8, 100_000));
+        assert!(Envelope::decode(&deep).is_err());
         assert!(Envelope::decode(&[]).is_err());
     }
 }

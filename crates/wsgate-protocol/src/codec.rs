@@ -22,6 +22,12 @@ pub const MAX_ACK_IDS: usize = 1000;
 pub const MAX_ID_BYTES: usize = 64;
 /// Longest token accepted in `refresh`.
 pub const MAX_TOKEN_BYTES: usize = 8192;
+/// Deepest nesting of a MessagePack frame (the frame's map counts as one):
+/// serde_json's recursion limit for JSON frames, so content is equally deep on
+/// both codecs. rmp-serde's own default (1024) overflows the 2 MiB stack of a
+/// tokio worker in debug builds and leaves little margin in release ones: a
+/// single frame would abort the process.
+pub const MAX_DEPTH: usize = 128;
 
 /// A subprotocol's codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,8 +112,12 @@ pub fn decode_client(codec: Codec, bytes: &[u8]) -> Result<ClientRequest, Decode
     let raw: RawFrame = match codec {
         Codec::Json => serde_json::from_slice(bytes)
             .map_err(|e| DecodeError::bad(None, format!("invalid JSON frame: {e}")))?,
-        Codec::Msgpack => rmp_serde::from_slice(bytes)
-            .map_err(|e| DecodeError::bad(None, format!("invalid MessagePack frame: {e}")))?,
+        Codec::Msgpack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            de.set_max_depth(MAX_DEPTH);
+            RawFrame::deserialize(&mut de)
+                .map_err(|e| DecodeError::bad(None, format!("invalid MessagePack frame: {e}")))?
+        }
     };
     let r#ref = match raw.r#ref {
         None | Some(Value::Null) => None,

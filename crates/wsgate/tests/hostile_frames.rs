@@ -215,6 +215,20 @@ async fn msgpack_with_huge_declared_sizes_is_a_bad_request() {
         let err = mp.next_json().await;
         assert_eq!(err["code"], "bad_request", "{case:?}: {err}");
     }
+    // Deep nesting: past the depth limit (128, as for JSON) is a bad request;
+    // 1,000 levels used to overflow the session's stack and abort the process.
+    for (depth, ok) in [(100_000, false), (1_000, false), (100, true)] {
+        let mut frame = b"\x84\xa4type\xa4send\xa2to\xa3bob\xa3ref\x01\xa7content".to_vec();
+        frame.extend(std::iter::repeat_n(0x91u8, depth));
+        frame.push(0xc0);
+        mp.send_frame(BINARY, &frame, true).await;
+        let answer = mp.next_json().await;
+        if ok {
+            assert_eq!(answer["ok"], true, "depth {depth}: {answer}");
+        } else {
+            assert_eq!(answer["code"], "bad_request", "depth {depth}: {answer}");
+        }
+    }
     let ping = rmp_serde::to_vec_named(&json!({"type": "ping"})).expect("encode");
     mp.send_frame(BINARY, &ping, true).await;
     assert_eq!(mp.next_json().await["type"], "pong");

@@ -214,3 +214,44 @@ fn encoded_frame_encodes_once_per_codec() {
     let back: ServerFrame = rmp_serde::from_slice(&f.bytes(Codec::Msgpack).unwrap()).unwrap();
     assert_eq!(back, ServerFrame::Pong { r#ref: None });
 }
+
+fn nested_send(codec: Codec, depth: usize) -> Vec<u8> {
+    match codec {
+        Codec::Json => format!(
+            r#"{{"type":"send","to":"bob","content":{}null{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+        .into_bytes(),
+        Codec::Msgpack => {
+            let mut b = b"\x83\xa4type\xa4send\xa2to\xa3bob\xa7content".to_vec();
+            b.extend(std::iter::repeat_n(0x91u8, depth));
+            b.push(0xc0);
+            b
+        }
+    }
+}
+
+#[test]
+fn nesting_is_limited_alike_in_both_codecs() {
+    for codec in [Codec::Json, Codec::Msgpack] {
+        assert!(
+            decode_client(codec, &nested_send(codec, 100)).is_ok(),
+            "{codec:?}"
+        );
+        let e = decode_client(codec, &nested_send(codec, 200)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{codec:?}");
+    }
+    // Decoding never recurses deep enough to threaten a small stack, whatever
+    // the declared nesting (a tokio worker has 2 MiB; this thread half that).
+    let deep = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(|| {
+            [Codec::Json, Codec::Msgpack]
+                .map(|codec| decode_client(codec, &nested_send(codec, 100_000)).is_err())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(deep, [true, true]);
+}
