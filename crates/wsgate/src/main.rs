@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio::net::TcpListener;
 use wsgate::config::Cli;
 
 fn main() -> ExitCode {
@@ -30,12 +29,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let bind = |addr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))
-        };
-        let listeners = match (bind(config.listen).await, bind(config.admin_listen).await) {
+        let bind =
+            |addr| wsgate::server::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"));
+        let listeners = match (bind(config.listen), bind(config.admin_listen)) {
             (Ok(public), Ok(admin)) => wsgate::Listeners { public, admin },
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("wsgate: {e}");

@@ -26,6 +26,24 @@ pub use self::http::{error, json, respond, Body};
 use crate::metrics::RejectReason;
 use crate::node::Node;
 
+/// Pending connections the kernel may queue per listener (capped by
+/// `net.core.somaxconn`). The std default of 128 overflows in a connect
+/// storm, and each overflowed client waits a 1 s SYN retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener with [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (a restarted
+/// node can bind while old connections linger in TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listener {

@@ -1,8 +1,9 @@
 //! Cluster mode over Redis: routing by instance ID, registry, presence, node
 //! liveness.
 //!
-//! Connections: a `deadpool-redis` pool for commands (every call bounded by a
-//! timeout) and one dedicated pub/sub connection run by the supervised loop in
+//! Connections: a `deadpool-redis` pool makes the command connection (one
+//! multiplexed connection shared by all tasks, replaced after a failure;
+//! every call bounded by a timeout) and one dedicated pub/sub connection run by the supervised loop in
 //! [`subscriber`]. Multi-key changes are Lua scripts ([`scripts`]): atomic, one
 //! round trip each, using Redis time.
 //!
@@ -53,6 +54,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +82,7 @@ const REAP_GRACE: Duration = Duration::from_millis(
 /// What the broker and the inbox share: the pool, names, metrics.
 pub struct RedisShared {
     pub pool: Pool,
+    shared_conn: Mutex<Option<MultiplexedConnection>>,
     pub prefix: String,
     pub node: String,
     pub metrics: Arc<Metrics>,
@@ -101,24 +104,48 @@ pub(crate) struct Scripts {
 }
 
 impl RedisShared {
-    /// A pooled connection, or `Unavailable`.
-    pub async fn conn(&self) -> Result<deadpool_redis::Connection, BrokerError> {
-        self.pool
+    /// The command connection: one multiplexed connection taken from the
+    /// pool and shared by every task (commands pipeline on it, in order).
+    /// Checking a connection out of the pool for each command would cost a
+    /// `PING` round trip each time (deadpool's recycle check); the pool
+    /// (re)creates the shared connection after a failure.
+    pub async fn conn(&self) -> Result<MultiplexedConnection, BrokerError> {
+        if let Some(conn) = self.lock_shared().clone() {
+            return Ok(conn);
+        }
+        let fresh = self
+            .pool
             .get()
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let conn = deadpool_redis::Connection::take(fresh);
+        *self.lock_shared() = Some(conn.clone());
+        Ok(conn)
     }
 
-    /// Runs a Redis future with the operation timeout.
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.shared_conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a Redis future with the operation timeout. A failure drops the
+    /// shared connection, so the next command starts on a fresh one.
     pub async fn timed<T>(
         &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BrokerError> {
-        match tokio::time::timeout(OP_TIMEOUT, fut).await {
-            Ok(Ok(v)) => Ok(v),
+        let result = match tokio::time::timeout(OP_TIMEOUT, fut).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if !(e.is_io_error() || e.is_connection_dropped() || e.is_timeout()) => {
+                // A command error (e.g. a script error): the connection is fine.
+                return Err(BrokerError::Unavailable(e.to_string()));
+            }
             Ok(Err(e)) => Err(BrokerError::Unavailable(e.to_string())),
             Err(_) => Err(BrokerError::Timeout),
-        }
+        };
+        *self.lock_shared() = None;
+        result
     }
 
     pub fn key(&self, kind: &str, name: &str) -> String {
@@ -161,6 +188,7 @@ pub fn connect(
         .map_err(|e| invalid(e.to_string()))?;
     let shared = Arc::new(RedisShared {
         pool,
+        shared_conn: Mutex::new(None),
         prefix: config.redis_prefix.clone(),
         node: config.node_id.clone(),
         metrics,
@@ -321,7 +349,7 @@ impl Inner {
 
     async fn reap(
         &self,
-        conn: &mut deadpool_redis::Connection,
+        conn: &mut MultiplexedConnection,
         node: &str,
         force: bool,
     ) -> Result<Vec<(String, String)>, BrokerError> {
