@@ -18,6 +18,10 @@
 # Only 127.0.0.1. Not part of CI. Logs under $OUT_DIR (default target/chaos).
 set -euo pipefail
 
+# The whole script is one function, read before it runs: editing the file
+# during a long run cannot change what the running shell executes.
+main() {
+
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-240}"
 KILL_EVERY="${KILL_EVERY:-20}"
@@ -55,7 +59,7 @@ start_redis() {
     return 1
 }
 
-declare -a node_pid
+declare -ga node_pid
 start_node() {
     local i=$1
     "$BIN" --listen "127.0.0.1:$((BASE_PORT + i))" --admin-listen "127.0.0.1:$((BASE_PORT + 50 + i))" \
@@ -138,3 +142,6 @@ checker_pid=""
 cat "$OUT_DIR/checker.out"
 log "checker exit status $status"
 exit "$status"
+}
+
+main "$@"

@@ -11,6 +11,10 @@
 # verdict line. Only 127.0.0.1 is used. Not part of CI.
 set -euo pipefail
 
+# The whole script is one function, read before it runs: editing the file
+# during a long run cannot change what the running shell executes.
+main() {
+
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-30m}"
 CONNS="${CONNS:-3000}"
@@ -33,6 +37,7 @@ BIN="$ROOT/target/release/wsgate"
 LOAD="$ROOT/target/release/examples/soak"
 
 pids=()
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -70,5 +75,10 @@ echo "soak: $LOAD ${load_args[*]}"
 
 for p in "${node_pids[@]}"; do
     kill -0 "$p" 2>/dev/null || { echo "soak: a node died during the run" >&2; exit 1; }
+    curl -fsS "http://${admins[0]}/healthz" >/dev/null
 done
+cp "$OUT_DIR/soak.csv" "${PNG%.png}.csv"
 python3 "$ROOT/scripts/soak_plot.py" "$OUT_DIR/soak.csv" "$PNG"
+}
+
+main "$@"
