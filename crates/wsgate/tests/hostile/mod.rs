@@ -4,7 +4,7 @@
 //! - [`Server`]: the binary on `127.0.0.1:0` (both listeners), its bound ports
 //!   read from its JSON `Listening.` log line, ready when `/readyz` answers
 //!   200, killed when the handle drops (with its log tail printed when the test
-//!   panicked);
+//!   panicked; `HOSTILE_LOG_LEVEL=debug` makes that tail say more);
 //! - [`http`]: a raw HTTP/1.1 request over a fresh `TcpStream` (exact bytes, no
 //!   client library fixing them up);
 //! - [`RawWs`]: a WebSocket written frame by frame over a raw `TcpStream`, for
@@ -346,10 +346,7 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> std::io::Result<Respo
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 // A reset after a complete response (the server closed with
                 // unread request bytes) still leaves the response readable.
-                Err(e) if !buf.is_empty() => {
-                    let _ = e;
-                    return Ok(());
-                }
+                Err(_) if !buf.is_empty() => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
