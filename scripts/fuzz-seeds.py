@@ -92,6 +92,9 @@ def main():
     write("decode_msgpack", "hugearray", b"\x81\xa4type\xdd\xff\xff\xff\xff")
     write("decode_msgpack", "hugemap", b"\xdf\xff\xff\xff\xff")
     write("decode_msgpack", "hugestr", b"\x81\xa4type\xdb\xff\xff\xff\xff")
+    # Deep nesting: the decoders must stay within a tokio worker's stack.
+    write("decode_msgpack", "deep", b"\x83\xa4type\xa4send\xa2to\xa3bob\xa7content" + b"\x91" * 3000 + b"\xc0")
+    write("bus_envelope", "deep", b"\x82\xa6origin\xa2n1\xa5event" + b"\x91" * 3000 + b"\xc0")
 
     msg = {"id": "0190b0c8-0000-7000-8000-000000000000", "kind": "direct", "from": "alice",
            "to": "bob", "content": {"x": 1}, "time": 1700000000000}
