@@ -110,6 +110,27 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill {sig} {pid} failed");
 }
 
+/// Stops a child that has children of its own (nginx's master): SIGTERM lets
+/// it stop its workers; SIGKILL after a deadline would orphan them, so it is
+/// only the fallback.
+fn stop_child(child: &mut Option<Child>) {
+    let Some(mut c) = child.take() else {
+        return;
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// Kills a child with SIGKILL and reaps it.
 fn kill_child(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {

@@ -117,6 +117,6 @@ impl Drop for Nginx {
             log_tail("nginx", &self.dir.join("error.log"));
             log_tail("nginx stderr", &self.dir.join("stderr.log"));
         }
-        kill_child(&mut self.child);
+        stop_child(&mut self.child);
     }
 }
