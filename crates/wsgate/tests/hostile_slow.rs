@@ -202,18 +202,26 @@ async fn a_connect_storm_past_the_handshake_limit_is_refused_fast_with_503() {
     let mut server =
         Server::start(&["--max-pending-handshakes", "8", "--handshake-timeout", "5s"]).await;
     let mut bystander = server.client("bystander").await;
-    // Eight stalled half-handshakes hold every admission slot.
+    // Stalled half-handshakes hold every admission slot. Eight fill them, but
+    // one may arrive while the bystander's upgrade still holds its slot and
+    // be refused itself, so stall more until the node reports them all taken.
     let mut stalled = Vec::new();
-    for _ in 0..8 {
+    let deadline = Instant::now() + T;
+    loop {
+        if stalled.len() >= 8 {
+            let r = hostile::http_get(server.public, "/healthz", &[]).await;
+            if r.is_ok_and(|r| r.status == 503) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for: the slots are taken"
+        );
         let mut s = TcpStream::connect(server.public).await.expect("connect");
         s.write_all(b"GET /ws HTTP/1.1\r\n").await.expect("write");
         stalled.push(s);
     }
-    eventually(T, "the slots are taken", || async {
-        let r = hostile::http_get(server.public, "/healthz", &[]).await;
-        r.is_ok_and(|r| r.status == 503)
-    })
-    .await;
     // The storm: each excess connection gets a raw 503 at once, not a queue slot.
     let storm = (0..100).map(|_| async {
         let started = Instant::now();

@@ -3,7 +3,7 @@
 //!
 //! Each test file uses a subset of these helpers, so unused ones are allowed
 //! here (this module is compiled once per test binary).
-#![allow(dead_code)]
+#![allow(dead_code)] // Shared by several test binaries; each uses a subset.
 
 use std::future::Future;
 use std::net::SocketAddr;

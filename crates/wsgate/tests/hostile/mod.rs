@@ -13,7 +13,7 @@
 //!   pings, so it stays connected however long the test takes; the bystander
 //!   of every test is one;
 //! - metrics scraping, `/proc/<pid>/status` readings, tokens, [`eventually`].
-#![allow(dead_code)]
+#![allow(dead_code)] // Shared by several test binaries; each uses a subset.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -40,6 +40,8 @@ pub const SECRET: &str = "hostile-test-secret";
 pub const API_KEY: &str = "hostile-api-key";
 /// Timeout for anything that must happen.
 pub const T: Duration = Duration::from_secs(5);
+/// Frames one test client queues each way.
+const CLIENT_QUEUE: usize = 1024;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -687,8 +689,8 @@ pub enum Event {
 /// A well-behaved client: a reader task answers pings (tungstenite does on
 /// read) and hands every data frame over a channel; writes go through `send`.
 pub struct Client {
-    tx: mpsc::UnboundedSender<Message>,
-    rx: mpsc::UnboundedReceiver<Event>,
+    tx: mpsc::Sender<Message>,
+    rx: mpsc::Receiver<Event>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -716,8 +718,10 @@ impl Client {
                 tokio_tungstenite::tungstenite::Error::Io(std::io::ErrorKind::TimedOut.into())
             })??;
         let (mut sink, mut stream) = ws.split();
-        let (events_tx, rx) = mpsc::unbounded_channel();
-        let (tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        // Bounded both ways: a test reads what it provokes, and sends a few
+        // frames at a time (a full queue is a test bug, reported by `send`).
+        let (events_tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        let (tx, mut out_rx) = mpsc::channel::<Message>(CLIENT_QUEUE);
         let reader = tokio::spawn(async move {
             while let Some(msg) = stream.next().await {
                 let ev = match msg {
@@ -732,11 +736,11 @@ impl Client {
                     Err(_) => Event::Closed(None),
                 };
                 let closed = matches!(ev, Event::Closed(_));
-                if events_tx.send(ev).is_err() || closed {
+                if events_tx.send(ev).await.is_err() || closed {
                     return;
                 }
             }
-            let _ = events_tx.send(Event::Closed(None));
+            let _ = events_tx.send(Event::Closed(None)).await;
         });
         let writer = tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
@@ -756,11 +760,14 @@ impl Client {
     }
 
     pub fn send(&self, v: &Value) {
-        let _ = self.tx.send(Message::Text(v.to_string().into()));
+        self.send_message(Message::Text(v.to_string().into()));
     }
 
     pub fn send_message(&self, m: Message) {
-        let _ = self.tx.send(m);
+        match self.tx.try_send(m) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => panic!("client send queue full"),
+        }
     }
 
     /// The next data frame; panics on close or timeout.

@@ -19,7 +19,7 @@
 //! Ports come from 20000–32767, below Linux's ephemeral range, so outgoing
 //! connections never take a port a test picked; each test has its own Redis
 //! and ports, so tests run in parallel.
-#![allow(dead_code)]
+#![allow(dead_code)] // Shared by several test binaries; each uses a subset.
 
 mod http;
 mod nginx;
