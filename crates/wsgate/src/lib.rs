@@ -23,6 +23,7 @@ pub mod hub;
 pub mod inbox;
 pub mod metrics;
 pub mod node;
+pub mod redis;
 pub mod server;
 pub mod session;
 pub mod telemetry;
@@ -110,7 +111,22 @@ pub fn start(
                     metrics.clone(),
                 )),
             ),
-            Some(url) => cluster::redis::connect(url, &config, metrics.clone())?,
+            Some(url) => {
+                let redis = crate::redis::Redis::new(url, &config)?;
+                (
+                    Arc::new(cluster::redis::RedisBroker::new(
+                        redis.clone(),
+                        &config,
+                        metrics.clone(),
+                    )),
+                    Arc::new(inbox::redis::ListInbox::new(
+                        redis,
+                        metrics.clone(),
+                        config.inbox_max,
+                        config.inbox_ttl,
+                    )),
+                )
+            }
         },
     };
     let mode = if config.redis_url.is_some() {

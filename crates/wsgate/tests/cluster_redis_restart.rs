@@ -316,7 +316,7 @@ async fn after_a_restart_without_persistence_the_nodes_register_again() {
     cluster.all_ready(200, Duration::from_secs(30)).await;
     let mut conn = cluster.redis.conn().await;
     let members: Vec<String> = redis::cmd("HKEYS")
-        .arg("wsgate:members:r")
+        .arg("wsgate:members:{r}")
         .query_async(&mut conn)
         .await
         .expect("HKEYS");

@@ -266,7 +266,7 @@ async fn direct_messages_reach_only_the_node_holding_the_recipient() {
     let mut redis = cluster.redis.conn().await;
     let numsub: Vec<(String, u64)> = redis::cmd("PUBSUB")
         .arg("NUMSUB")
-        .arg(&["wsgate:node:n1", "wsgate:node:n2", "wsgate:node:n3"])
+        .arg(&["wsgate:node:{n1}", "wsgate:node:{n2}", "wsgate:node:{n3}"])
         .query_async(&mut redis)
         .await
         .expect("PUBSUB NUMSUB");

@@ -56,6 +56,8 @@ pub enum BrokerError {
     Unavailable(String),
     #[error("cluster operation timed out")]
     Timeout,
+    #[error("the cluster bus is unavailable")]
+    Redis(#[from] crate::redis::RedisError),
 }
 
 /// Receives envelopes published by other nodes. Must not block (except

@@ -8,7 +8,7 @@
 //! counted as `expired`). Order is insertion order, so per-sender order holds.
 //!
 //! Implementations: [`memory::MemoryInbox`] (standalone) and
-//! `redis::ListInbox` (a Redis list per user, see `crate::cluster::redis`).
+//! `redis::ListInbox` (a Redis list per user, see `crate::redis`).
 
 pub mod memory;
 pub mod redis;
@@ -23,6 +23,8 @@ pub enum InboxError {
     Unavailable(String),
     #[error("inbox operation timed out")]
     Timeout,
+    #[error("inbox storage unavailable")]
+    Redis(#[from] crate::redis::RedisError),
 }
 
 /// A message removed by an ack: who sent it, for the delivery receipt.

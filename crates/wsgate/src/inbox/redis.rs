@@ -3,44 +3,42 @@
 //! Entries are `id|msgpack(message)`, appended with `RPUSH` and trimmed to
 //! `inbox-max` in the same script, so per-sender order is the list order.
 //! An ack removes entries by id (a script scanning the list, stopping when
-//! every id is found). Expiry: `{p}:inbox-expiry` holds each inbox's expiry,
-//! renewed on every store; a sweeper on every node deletes expired inboxes and
-//! counts their messages (only one node wins each, so nothing is counted
-//! twice); reads treat an expired inbox as empty. The list key also carries a
-//! Redis TTL one hour past its expiry, a safety net if no node runs.
+//! every id is found). The scripts are in [`crate::redis::scripts::inbox`].
+//!
+//! Expiry: each inbox's expiry (Redis time) is `{p}:inbox-expiry:{user}`, in
+//! the user's slot, renewed by every store; reads treat an expired inbox as
+//! empty and count its messages. A sweeper on every node deletes expired
+//! inboxes and counts them: it finds candidates in the global index
+//! `{p}:inbox-expiries` (user → expiry), which every store updates as a
+//! separate command sent together with the store (one round trip), and asks
+//! each inbox's own slot whether it is really due (a store may have renewed
+//! it) before deleting; only one node wins each delete, so nothing is counted
+//! twice. Both inbox keys also carry a Redis TTL an hour past the expiry, a
+//! safety net if no node runs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::Value;
+use redis::{AsyncCommands, Value};
 use tracing::debug;
 use wsgate_protocol::MessageFrame;
 
 use super::{Acked, Inbox, InboxError};
-use crate::cluster::redis::RedisShared;
-use crate::cluster::BrokerError;
-use crate::metrics::BrokerOp;
+use crate::metrics::{BrokerOp, Metrics};
+use crate::redis::{Redis, RedisError};
 
 /// Redis TTL margin past the inbox expiry.
 const SAFETY_MS: u64 = 3_600_000;
-/// Inboxes deleted per sweep step.
+/// Inboxes looked at per sweep step.
 const SWEEP_BATCH: u64 = 100;
 
 /// Inboxes as Redis lists.
 pub struct ListInbox {
-    shared: Arc<RedisShared>,
+    redis: Arc<Redis>,
+    metrics: Arc<Metrics>,
     max: usize,
     ttl: Duration,
-}
-
-impl From<BrokerError> for InboxError {
-    fn from(e: BrokerError) -> Self {
-        match e {
-            BrokerError::Timeout => InboxError::Timeout,
-            BrokerError::Unavailable(m) => InboxError::Unavailable(m),
-        }
-    }
 }
 
 fn encode_entry(message: &MessageFrame) -> Result<Vec<u8>, InboxError> {
@@ -72,66 +70,71 @@ fn entries(value: &Value) -> Vec<&[u8]> {
 }
 
 impl ListInbox {
-    pub fn new(shared: Arc<RedisShared>, max: usize, ttl: Duration) -> ListInbox {
-        ListInbox { shared, max, ttl }
-    }
-
-    fn keys(&self, user: &str) -> (String, String) {
-        (
-            self.shared.key("inbox", user),
-            format!("{}:inbox-expiry", self.shared.prefix),
-        )
+    pub fn new(redis: Arc<Redis>, metrics: Arc<Metrics>, max: usize, ttl: Duration) -> ListInbox {
+        ListInbox {
+            redis,
+            metrics,
+            max,
+            ttl,
+        }
     }
 }
 
 #[async_trait]
 impl Inbox for ListInbox {
     async fn store(&self, user: &str, message: &MessageFrame) -> Result<u64, InboxError> {
-        let s = &self.shared;
+        let r = &self.redis;
+        let keys = r.keys();
         let mut message = message.clone();
         message.replay = false;
         let entry = encode_entry(&message)?;
-        let (inbox, expiry) = self.keys(user);
-        let mut conn = s.conn().await?;
-        let (trimmed, expired): (u64, u64) = s
-            .timed(
-                s.scripts
-                    .inbox_store
-                    .key(inbox)
-                    .key(expiry)
-                    .arg(entry)
-                    .arg(self.max)
-                    .arg(self.ttl.as_millis() as u64)
-                    .arg(user)
-                    .arg(SAFETY_MS)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
-        s.metrics.inbox_dropped_expired.inc_by(expired);
+        let ttl_ms = self.ttl.as_millis() as u64;
+        let mut conn = r.conn().await?;
+        let mut index_conn = conn.clone();
+        // The index entry goes out first on the same connection, in the same
+        // round trip. Its time is this node's estimate; the sweeper checks
+        // the inbox's own expiry before deleting, so a skewed clock only
+        // moves when it looks.
+        let index_at = crate::node::now_ms() + ttl_ms;
+        let index_key = keys.inbox_expiries();
+        let index = r.timed(index_conn.zadd::<_, _, _, ()>(&index_key, user, index_at));
+        let mut invocation = r.scripts().inbox_store.key(keys.inbox(user));
+        invocation
+            .key(keys.inbox_expiry(user))
+            .arg(entry)
+            .arg(self.max)
+            .arg(ttl_ms)
+            .arg(SAFETY_MS);
+        let store = r.timed(invocation.invoke_async::<(u64, u64, u64)>(&mut conn));
+        let (indexed, stored) = tokio::join!(index, store);
+        let (trimmed, expired, _expires) = stored?;
+        if let Err(e) = indexed {
+            // The message is stored; only the sweeper's count of its expiry
+            // may be lost (the Redis TTL still removes it, and a read counts it).
+            self.metrics.broker_error(BrokerOp::Inbox);
+            debug!(error = %e, "Could not index an inbox expiry.");
+        }
+        self.metrics.inbox_dropped_expired.inc_by(expired);
         Ok(trimmed)
     }
 
     async fn pending(&self, user: &str) -> Result<Vec<MessageFrame>, InboxError> {
-        let s = &self.shared;
-        let (inbox, expiry) = self.keys(user);
-        let mut conn = s.conn().await?;
-        let value: Value = s
+        let r = &self.redis;
+        let mut conn = r.conn().await?;
+        let value: Value = r
             .timed(
-                s.scripts
+                r.scripts()
                     .inbox_pending
-                    .key(inbox)
-                    .key(expiry)
-                    .arg(user)
+                    .key(r.keys().inbox(user))
+                    .key(r.keys().inbox_expiry(user))
                     .invoke_async(&mut conn),
             )
             .await?;
         let Value::Array(parts) = value else {
-            return Err(InboxError::Unavailable(
-                "unexpected reply to the inbox read".into(),
-            ));
+            return Err(RedisError::Reply("inbox read").into());
         };
         if let Some(Value::Int(expired)) = parts.first() {
-            s.metrics
+            self.metrics
                 .inbox_dropped_expired
                 .inc_by((*expired).max(0) as u64);
         }
@@ -141,7 +144,7 @@ impl Inbox for ListInbox {
             .filter_map(|e| {
                 let m = decode_entry(e);
                 if m.is_none() {
-                    s.metrics.broker_error(BrokerOp::Decode);
+                    self.metrics.broker_error(BrokerOp::Decode);
                 }
                 m
             })
@@ -149,15 +152,14 @@ impl Inbox for ListInbox {
     }
 
     async fn ack(&self, user: &str, ids: &[String]) -> Result<Vec<Acked>, InboxError> {
-        let s = &self.shared;
-        let (inbox, expiry) = self.keys(user);
-        let mut conn = s.conn().await?;
-        let mut invocation = s.scripts.inbox_ack.key(inbox);
-        invocation.key(expiry).arg(user);
+        let r = &self.redis;
+        let mut conn = r.conn().await?;
+        let mut invocation = r.scripts().inbox_ack.key(r.keys().inbox(user));
+        invocation.key(r.keys().inbox_expiry(user));
         for id in ids {
             invocation.arg(id);
         }
-        let removed: Value = s.timed(invocation.invoke_async(&mut conn)).await?;
+        let removed: Value = r.timed(invocation.invoke_async(&mut conn)).await?;
         Ok(entries(&removed)
             .into_iter()
             .filter_map(decode_entry)
@@ -169,39 +171,71 @@ impl Inbox for ListInbox {
     }
 
     fn start(&self) {
-        let shared = self.shared.clone();
+        let redis = Arc::downgrade(&self.redis);
+        let metrics = self.metrics.clone();
         let period = (self.ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let expiry = format!("{}:inbox-expiry", shared.prefix);
-            loop {
-                tick.tick().await;
-                if Arc::strong_count(&shared) == 1 {
-                    return;
-                }
-                let Ok(mut conn) = shared.conn().await else {
-                    continue;
-                };
-                let swept: Result<u64, _> = shared
-                    .timed(
-                        shared
-                            .scripts
-                            .inbox_sweep
-                            .key(&expiry)
-                            .arg(&shared.prefix)
-                            .arg(SWEEP_BATCH)
-                            .invoke_async(&mut conn),
-                    )
-                    .await;
-                match swept {
-                    Ok(n) => shared.metrics.inbox_dropped_expired.inc_by(n),
-                    Err(e) => {
-                        shared.metrics.broker_error(BrokerOp::Inbox);
-                        debug!(error = %e, "Inbox sweep failed.");
-                    }
-                }
-            }
-        });
+        tokio::spawn(sweeper(redis, metrics, period));
     }
+}
+
+/// Deletes expired inboxes, counting their messages, until the node is gone.
+async fn sweeper(redis: Weak<Redis>, metrics: Arc<Metrics>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(redis) = redis.upgrade() else {
+            return;
+        };
+        match sweep(&redis).await {
+            Ok(n) => metrics.inbox_dropped_expired.inc_by(n),
+            Err(e) => {
+                metrics.broker_error(BrokerOp::Inbox);
+                debug!(error = %e, "Inbox sweep failed.");
+            }
+        }
+    }
+}
+
+/// One sweep step: up to [`SWEEP_BATCH`] due inboxes. Returns the messages
+/// dropped. Each step touches one slot: the index, then each inbox, then the
+/// index again (only if no store re-indexed the user meanwhile).
+async fn sweep(redis: &Redis) -> Result<u64, RedisError> {
+    let keys = redis.keys();
+    let scripts = redis.scripts();
+    let mut conn = redis.conn().await?;
+    let due: Vec<(String, u64)> = redis
+        .timed(
+            scripts
+                .inbox_due
+                .key(keys.inbox_expiries())
+                .arg(SWEEP_BATCH)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+    let mut dropped = 0;
+    for (user, score) in due {
+        let (n, renewed): (u64, u64) = redis
+            .timed(
+                scripts
+                    .inbox_expire
+                    .key(keys.inbox(&user))
+                    .key(keys.inbox_expiry(&user))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        dropped += n;
+        let _: u64 = redis
+            .timed(
+                scripts
+                    .inbox_reindex
+                    .key(keys.inbox_expiries())
+                    .arg(&user)
+                    .arg(score)
+                    .arg(renewed)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+    }
+    Ok(dropped)
 }

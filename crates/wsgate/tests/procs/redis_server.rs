@@ -111,11 +111,11 @@ impl RedisServer {
             .expect("connect to the test redis")
     }
 
-    /// `LLEN wsgate:inbox:{user}`.
+    /// `LLEN wsgate:inbox:{user}` (the user in a hash tag: `wsgate:inbox:{alice}`).
     pub async fn inbox_len(&self, user: &str) -> u64 {
         let mut conn = self.conn().await;
         redis::cmd("LLEN")
-            .arg(format!("wsgate:inbox:{user}"))
+            .arg(format!("wsgate:inbox:{{{user}}}"))
             .query_async(&mut conn)
             .await
             .expect("LLEN")

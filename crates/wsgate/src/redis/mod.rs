@@ -1,0 +1,40 @@
+//! Redis: the connections, every key and channel name ([`keys`]) and the Lua
+//! scripts ([`scripts`]). A leaf: `cluster::redis` (the broker) and
+//! `inbox::redis` (the inbox) both build on it, and neither knows the other.
+//!
+//! Connections ([`conn`]): one multiplexed command connection shared by all
+//! tasks, (re)made by a pool, every call bounded by a timeout; the broker's
+//! subscriber opens one dedicated pub/sub connection.
+//!
+//! Every key and channel (`{p}` is `--redis-prefix`; the part in braces is
+//! the Redis Cluster hash tag, present in every mode):
+//!
+//! | name | type | slot | holds |
+//! |---|---|---|---|
+//! | `{p}:node:{node}` | channel | node | traffic for the node's users (direct, typing, receipts, disconnects) |
+//! | `{p}:room:{room}` | channel | room | room messages, presence, typing; subscribed while the room has a member on the node |
+//! | `{p}:broadcast` | channel | global | cluster broadcast |
+//! | `{p}:inbox:{user}` | list | user | unacked direct messages, `id\|msgpack` |
+//! | `{p}:inbox-expiry:{user}` | string | user | the inbox's expiry, ms (Redis time) |
+//! | `{p}:user:{user}` | hash | user | node → connections of the user there: the routing registry |
+//! | `{p}:members:{room}` | hash | room | user → number of nodes holding a member connection |
+//! | `{p}:member-nodes:{room}` | set | room | "node user": which node holds which member |
+//! | `{p}:nodeinfo:{node}` | hash | node | connections, started_at; expires after 3 × node-ttl |
+//! | `{p}:node-users:{node}` | hash | node | user → connections: what the node registered |
+//! | `{p}:node-rooms:{node}` | set | node | "room user": memberships the node registered |
+//! | `{p}:reaper:{node}` | string | node | the node reaping it, with a lease |
+//! | `{p}:nodes` | zset | global | node → last heartbeat (Redis time, ms) |
+//! | `{p}:inbox-expiries` | zset | global | user → inbox expiry: the sweeper's index |
+//!
+//! No script touches two slots; a change spanning a user (or room) and a node
+//! is two steps, node side first on the way in and last on the way out, so a
+//! node that dies between them leaves only entries its reaper finds through
+//! the node's own keys and undoes with idempotent steps
+//! (`docs/architecture.md`, "Key scheme").
+
+pub mod conn;
+pub mod keys;
+pub mod scripts;
+
+pub use conn::{Redis, RedisError, OP_TIMEOUT};
+pub use keys::Keys;
