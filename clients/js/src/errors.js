@@ -14,17 +14,26 @@
  * - `not_connected`: a request that is never queued (`ping`) made while offline;
  * - `cancelled`: a queued `join` cancelled by a `leave` of the same room;
  * - `auth`: the server refused the token and no token provider can renew it.
+ *
+ * `inbox_full` (the recipient's inbox, or this sender's share of it, is full;
+ * nothing was stored) rejects a `send` with the subclass `InboxFullError`.
+ *
+ * @typedef {'bad_request' | 'unknown_type' | 'message_too_large' | 'rate_limited' | 'forbidden'
+ *   | 'too_many_rooms' | 'inbox_full' | 'unavailable' | 'token_expired' | 'internal'} ServerErrorCode
+ * @typedef {'timeout' | 'disconnected' | 'closed' | 'queue_full' | 'not_connected' | 'cancelled' | 'auth'
+ *   | 'bad_url' | 'bad_frame' | 'handler_failed'} ClientErrorCode
+ * @typedef {ServerErrorCode | ClientErrorCode | (string & {})} ErrorCode
  */
 export class WsgateError extends Error {
   /**
-   * @param {string} code
+   * @param {ErrorCode} code
    * @param {string} message
    * @param {{ retry_after_ms?: number, ref?: string | number, frame?: any }} [extra]
    */
   constructor(code, message, extra = {}) {
     super(message);
     this.name = 'WsgateError';
-    /** @type {string} */
+    /** @type {ErrorCode} */
     this.code = code;
     /** Milliseconds to wait before retrying (set for `rate_limited`). @type {number | undefined} */
     this.retry_after_ms = extra.retry_after_ms;
@@ -48,6 +57,23 @@ export class WsgateError extends Error {
     const message = typeof frame.message === 'string' ? frame.message : code;
     const retry = typeof frame.retry_after_ms === 'number' ? frame.retry_after_ms : undefined;
     const ref = typeof frame.ref === 'string' || typeof frame.ref === 'number' ? frame.ref : undefined;
-    return new WsgateError(code, message, { retry_after_ms: retry, ref, frame });
+    const extra = { retry_after_ms: retry, ref, frame };
+    return code === 'inbox_full' ? new InboxFullError(message, extra) : new WsgateError(code, message, extra);
+  }
+}
+
+/**
+ * A `send` refused because the recipient's inbox (or this sender's share of
+ * it) is full. Nothing was stored; retrying soon will most likely be refused
+ * again, so the SDK does not retry it: tell the user, or try much later.
+ */
+export class InboxFullError extends WsgateError {
+  /**
+   * @param {string} message
+   * @param {{ retry_after_ms?: number, ref?: string | number, frame?: any }} [extra]
+   */
+  constructor(message, extra = {}) {
+    super('inbox_full', message, extra);
+    this.name = 'InboxFullError';
   }
 }

@@ -4,24 +4,33 @@
  * Plain ES modules, no dependencies, for browsers and Node 20+.
  */
 export { WsgateClient } from './client.js';
-export { WsgateError } from './errors.js';
+export { WsgateError, InboxFullError } from './errors.js';
 export { jsonCodec, msgpackCodec } from './codec.js';
 export { backoffDelay } from './backoff.js';
 export { BoundedQueue } from './queue.js';
 export { RecentIds } from './dedupe.js';
 export { Heartbeat } from './heartbeat.js';
 export { tokenExpiry } from './token.js';
+export { randomId } from './util.js';
 
 /**
- * @typedef {import('./client.js').ClientOptions} ClientOptions
- * @typedef {import('./client.js').ClientEvents} ClientEvents
- * @typedef {import('./client.js').ConnectionState} ConnectionState
- * @typedef {import('./client.js').StateChange} StateChange
- * @typedef {import('./client.js').Welcome} Welcome
- * @typedef {import('./client.js').Message} Message
- * @typedef {import('./client.js').PresenceEvent} PresenceEvent
- * @typedef {import('./client.js').TypingEvent} TypingEvent
- * @typedef {import('./client.js').Receipt} Receipt
- * @typedef {import('./client.js').TokenProvider} TokenProvider
+ * @typedef {import('./types.js').ClientOptions} ClientOptions
+ * @typedef {import('./types.js').ClientEvents} ClientEvents
+ * @typedef {import('./types.js').ConnectionState} ConnectionState
+ * @typedef {import('./types.js').StateChange} StateChange
+ * @typedef {import('./types.js').Welcome} Welcome
+ * @typedef {import('./types.js').Message} Message
+ * @typedef {import('./types.js').PresenceEvent} PresenceEvent
+ * @typedef {import('./types.js').TypingEvent} TypingEvent
+ * @typedef {import('./types.js').Receipt} Receipt
+ * @typedef {import('./types.js').JoinReply} JoinReply
+ * @typedef {import('./types.js').JoinedEvent} JoinedEvent
+ * @typedef {import('./types.js').SendReply} SendReply
+ * @typedef {import('./types.js').PublishReply} PublishReply
+ * @typedef {import('./types.js').RoomStatus} RoomStatus
+ * @typedef {import('./types.js').RoomPosition} RoomPosition
+ * @typedef {import('./types.js').RecoveryEvent} RecoveryEvent
+ * @typedef {import('./types.js').TokenProvider} TokenProvider
+ * @typedef {import('./errors.js').ErrorCode} ErrorCode
  * @typedef {import('./codec.js').Codec} Codec
  */

@@ -37,7 +37,7 @@ describe('cluster over redis', () => {
     const receipts = record(bob, 'receipt');
     await alice.join('c-room');
     const j = await bob.join('c-room');
-    assert.deepEqual([...j.members].sort(), ['c-alice', 'c-bob']);
+    assert.deepEqual([...(j.members ?? [])].sort(), ['c-alice', 'c-bob']);
     await waitFor(presence, (p) => p.user === 'c-bob' && p.event === 'join', 'presence across nodes');
     const pub = await bob.publish('c-room', { text: 'from n2' });
     await waitFor(aliceGot, (m) => m.id === pub.id, 'room message across nodes');

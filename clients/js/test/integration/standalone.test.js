@@ -53,7 +53,7 @@ describe('standalone node', () => {
     assert.equal(j1.room, room);
     assert.deepEqual(j1.members, [a]);
     const j2 = await cb.join(room);
-    assert.deepEqual([...j2.members].sort(), [a, b].sort());
+    assert.deepEqual([...(j2.members ?? [])].sort(), [a, b].sort());
     await waitFor(presence, (p) => p.event === 'join' && p.user === b && p.room === room, 'presence join');
     const p = await cb.presence({ room });
     assert.deepEqual([...p.members].sort(), [a, b].sort());

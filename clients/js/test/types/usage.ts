@@ -3,7 +3,10 @@
 import {
   WsgateClient,
   WsgateError,
+  InboxFullError,
   msgpackCodec,
+  type RecoveryEvent,
+  type RoomPosition,
   type ClientOptions,
   type Message,
   type StateChange,
@@ -25,7 +28,9 @@ async function main(): Promise<void> {
   const client = new WsgateClient(options);
   const off = client.on('message', async (m: Message) => {
     const where: string | undefined = m.kind === 'room' ? m.room : m.from;
-    void where;
+    const offset: number | undefined = m.offset;
+    const replayed: boolean | undefined = m.replay;
+    void [where, offset, replayed];
   });
   client.on('state', (s: StateChange) => {
     if (s.state === 'reconnecting') console.log(s.delayMs, s.retryAt);
@@ -33,9 +38,21 @@ async function main(): Promise<void> {
   client.on('receipt', (r) => console.log(r.id, r.by, r.status));
   const welcome: Welcome = await client.connect();
   const joined = await client.join('lobby');
-  const members: string[] = joined.members;
-  const sent = await client.send('bob', { text: 'hi' });
+  const members: string[] = joined.members ?? [];
+  const position: RoomPosition | undefined = client.room('lobby');
+  if (position?.status === 'not_recovered') console.log(position.epoch, position.offset);
+  client.on('recovered', (r: RecoveryEvent) => console.log(r.room, r.since, r.offset));
+  client.on('notRecovered', (r: RecoveryEvent) => console.log(r.room, r.reason));
+  client.on('joined', (j) => console.log(j.memberCount, j.recovered));
+  const sent = await client.send('bob', { text: 'hi' }, { id: crypto.randomUUID() });
   const online: boolean = sent.online;
+  const duplicate: boolean | undefined = sent.duplicate;
+  try {
+    await client.send('carol', 'x');
+  } catch (err) {
+    if (err instanceof InboxFullError) console.log('inbox full', err.code === 'inbox_full');
+  }
+  client.dropConnection(5000);
   try {
     await client.publish('lobby', 1);
   } catch (err) {
@@ -45,6 +62,6 @@ async function main(): Promise<void> {
   client.typing({ to: 'bob' });
   off();
   client.close();
-  void [welcome.ping_interval_ms, members, online];
+  void [welcome.ping_interval_ms, members, online, duplicate];
 }
 void main;

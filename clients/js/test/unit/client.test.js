@@ -245,7 +245,7 @@ test('offline queue: sends wait, flush in order after welcome and re-joins', asy
     ],
   );
   next.reply('join', { room: 'lobby', members: ['alice', 'bob'] });
-  assert.deepEqual(rejoins, [{ room: 'lobby', members: ['alice', 'bob'], rejoin: true }]);
+  assert.deepEqual(rejoins, [{ room: 'lobby', members: ['alice', 'bob'], memberCount: undefined, rejoin: true, recovered: false }]);
   for (const f of next.sent.slice(1)) next.serverSend({ type: 'reply', ok: true, ref: f.ref, id: `id-${f.content}` });
   assert.deepEqual((await Promise.all([a, b, c])).map((r) => r.id), ['id-1', 'id-2', 'id-3']);
 });
@@ -266,7 +266,7 @@ test('offline queue overflow is reported', async () => {
 
 test('in-flight requests reject with disconnected when the socket drops', async () => {
   const { client, socket } = await connected();
-  const p = client.send('bob', 'x');
+  const p = client.publish('lobby', 'x');
   socket.serverClose(1006);
   await assert.rejects(p, { code: 'disconnected' });
 });

@@ -11,6 +11,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Returns (content-type, body) for a path like "/", "/index.html", "/app.js", "/style.css", "/sdk/client.js".
+/// Every file of `clients/js/src/` is listed (a JS unit test checks the list).
 pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
     let asset: (&'static str, &'static [u8]) = match path {
         "/" | "/index.html" => (
@@ -23,7 +24,12 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
         "/sdk/client.js" => (JS, include_bytes!("../../../../clients/js/src/client.js")),
         "/sdk/backoff.js" => (JS, include_bytes!("../../../../clients/js/src/backoff.js")),
         "/sdk/codec.js" => (JS, include_bytes!("../../../../clients/js/src/codec.js")),
+        "/sdk/connection.js" => (
+            JS,
+            include_bytes!("../../../../clients/js/src/connection.js"),
+        ),
         "/sdk/dedupe.js" => (JS, include_bytes!("../../../../clients/js/src/dedupe.js")),
+        "/sdk/direct.js" => (JS, include_bytes!("../../../../clients/js/src/direct.js")),
         "/sdk/emitter.js" => (JS, include_bytes!("../../../../clients/js/src/emitter.js")),
         "/sdk/errors.js" => (JS, include_bytes!("../../../../clients/js/src/errors.js")),
         "/sdk/heartbeat.js" => (
@@ -31,7 +37,11 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
             include_bytes!("../../../../clients/js/src/heartbeat.js"),
         ),
         "/sdk/queue.js" => (JS, include_bytes!("../../../../clients/js/src/queue.js")),
+        "/sdk/requests.js" => (JS, include_bytes!("../../../../clients/js/src/requests.js")),
+        "/sdk/rooms.js" => (JS, include_bytes!("../../../../clients/js/src/rooms.js")),
         "/sdk/token.js" => (JS, include_bytes!("../../../../clients/js/src/token.js")),
+        "/sdk/types.js" => (JS, include_bytes!("../../../../clients/js/src/types.js")),
+        "/sdk/util.js" => (JS, include_bytes!("../../../../clients/js/src/util.js")),
         _ => return None,
     };
     Some(asset)
@@ -73,12 +83,18 @@ mod tests {
             "client",
             "backoff",
             "codec",
+            "connection",
             "dedupe",
+            "direct",
             "emitter",
             "errors",
             "heartbeat",
             "queue",
+            "requests",
+            "rooms",
             "token",
+            "types",
+            "util",
         ] {
             let (_, body) = asset(&format!("/sdk/{file}.js")).expect("embedded");
             let text = String::from_utf8_lossy(body);
