@@ -20,108 +20,16 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::mpsc;
 
+use crate::link::{emit, Ctl, Link, ToDriver, WORKER_ENV};
 use crate::procstat;
 use crate::scenario::{self, Scenario};
 use crate::stats::{Live, Progress, RunResult, ServerUsage, WorkerResult};
 
-/// Environment variable that turns the process into a worker.
-pub const WORKER_ENV: &str = "WSGATE_LOADTEST_WORKER";
-
-/// Which part of the run a worker does.
-#[derive(Clone, Debug)]
-pub struct Share {
-    pub index: usize,
-    pub count: usize,
-    /// Random tag shared by all workers of a run (user and room names).
-    pub run_id: String,
-}
-
-impl Share {
-    /// This worker's contiguous slice of `0..total`.
-    pub fn range(&self, total: u64) -> std::ops::Range<u64> {
-        let n = self.count as u64;
-        let i = self.index as u64;
-        let base = total / n;
-        let extra = total % n;
-        let start = i * base + i.min(extra);
-        let len = base + u64::from(i < extra);
-        start..start + len
-    }
-
-    /// Parses `index/count/run` from [`WORKER_ENV`].
-    pub fn from_env(value: &str) -> Option<Share> {
-        let mut parts = value.split('/');
-        let index = parts.next()?.parse().ok()?;
-        let count = parts.next()?.parse().ok()?;
-        let run_id = parts.next()?.to_string();
-        (index < count).then_some(Share {
-            index,
-            count,
-            run_id,
-        })
-    }
-}
-
-/// A message from a worker to the driver.
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(tag = "msg", rename_all = "lowercase")]
-pub enum ToDriver {
-    Barrier,
-    Progress { p: Progress },
-    Result { r: Box<WorkerResult> },
-    Failed { error: String },
-}
-
-enum Link {
-    Local {
-        tx: mpsc::Sender<(usize, ToDriver)>,
-        go: mpsc::Receiver<()>,
-    },
-    Child {
-        stdin: tokio::io::Lines<BufReader<tokio::io::Stdin>>,
-    },
-}
-
-/// A worker's side of the link to the driver.
-pub struct Ctl {
-    link: Link,
-    index: usize,
-}
-
-impl Ctl {
-    async fn send(&self, msg: ToDriver) {
-        match &self.link {
-            Link::Local { tx, .. } => {
-                let _ = tx.send((self.index, msg)).await;
-            }
-            Link::Child { .. } => emit(&msg),
-        }
-    }
-
-    /// Tells the driver this step is done and waits until it says go.
-    pub async fn barrier(&mut self) -> Result<(), String> {
-        self.send(ToDriver::Barrier).await;
-        let ok = match &mut self.link {
-            Link::Local { go, .. } => go.recv().await.is_some(),
-            Link::Child { stdin } => matches!(stdin.next_line().await, Ok(Some(_))),
-        };
-        ok.then_some(())
-            .ok_or_else(|| "driver went away".to_string())
-    }
-}
-
-/// Writes one message to the driver (child workers: a JSON line on stdout).
-fn emit(msg: &ToDriver) {
-    if let Ok(line) = serde_json::to_string(msg) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
-    }
-}
+pub use crate::link::Share;
 
 /// Runs one worker: the scenario plus a progress reporter.
 async fn work(scenario: Scenario, share: Share, mut ctl: Ctl) -> ToDriver {
@@ -157,12 +65,7 @@ async fn work(scenario: Scenario, share: Share, mut ctl: Ctl) -> ToDriver {
 
 /// Entry point of a child worker process.
 pub async fn child_main(scenario: Scenario, share: Share) -> i32 {
-    let ctl = Ctl {
-        link: Link::Child {
-            stdin: BufReader::new(tokio::io::stdin()).lines(),
-        },
-        index: share.index,
-    };
+    let ctl = Ctl::child(share.index);
     let msg = work(scenario, share, ctl).await;
     emit(&msg);
     i32::from(matches!(msg, ToDriver::Failed { .. }))
@@ -361,13 +264,7 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
             count: 1,
             run_id: run.clone(),
         };
-        let ctl = Ctl {
-            link: Link::Local {
-                tx: tx.clone(),
-                go: go_rx,
-            },
-            index: 0,
-        };
+        let ctl = Ctl::local(tx.clone(), go_rx);
         let sc = scenario.clone();
         let result_tx = tx.clone();
         tokio::spawn(async move {
@@ -457,27 +354,4 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         });
     }
     Ok(result)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_cover_everything_once() {
-        let mut next = 0;
-        for index in 0..3 {
-            let s = Share {
-                index,
-                count: 3,
-                run_id: "x".into(),
-            };
-            let r = s.range(10);
-            assert_eq!(r.start, next);
-            next = r.end;
-        }
-        assert_eq!(next, 10);
-        assert!(Share::from_env("1/2/ab").is_some());
-        assert!(Share::from_env("2/2/ab").is_none());
-    }
 }

@@ -2,7 +2,10 @@
 //!
 //! - [`wire`]: one connection in each dialect (wsgate, raw fan-out, Socket.IO).
 //! - [`scenario`]: idle, connect, broadcast, rooms, direct.
-//! - [`coord`]: driver and workers (in-process, or re-executed child processes).
+//! - [`coord`]: the driver, and how workers run (in-process, or re-executed
+//!   child processes).
+//! - [`link`]: a worker's link to the driver (its share, barriers, messages);
+//!   the leaf both `coord` and `scenario` use.
 //! - [`stats`]: counters, HDR histograms, the result JSON.
 //! - [`procstat`]: server RSS and CPU from `/proc`.
 //! - [`ideal`]: the ideal fan-out server, the ceiling for comparisons.
@@ -11,6 +14,7 @@
 pub mod cli;
 pub mod coord;
 pub mod ideal;
+pub mod link;
 pub mod procstat;
 pub mod report;
 pub mod scenario;

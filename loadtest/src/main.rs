@@ -4,7 +4,8 @@
 
 use clap::Parser;
 use wsgate_loadtest::cli::{Cli, Command};
-use wsgate_loadtest::coord::{self, Share};
+use wsgate_loadtest::coord;
+use wsgate_loadtest::link::{Share, WORKER_ENV};
 use wsgate_loadtest::{ideal, report, Scenario};
 
 fn main() {
@@ -42,9 +43,9 @@ async fn run(cli: Cli) -> i32 {
             };
         }
     };
-    if let Ok(spec) = std::env::var(coord::WORKER_ENV) {
+    if let Ok(spec) = std::env::var(WORKER_ENV) {
         let Some(share) = Share::from_env(&spec) else {
-            eprintln!("wsgate-loadtest: bad {}={spec}", coord::WORKER_ENV);
+            eprintln!("wsgate-loadtest: bad {}={spec}", WORKER_ENV);
             return 2;
         };
         return coord::child_main(scenario, share).await;

@@ -16,20 +16,24 @@
 //! Each client socket is bound to a chosen 127.0.0.x source address before it
 //! connects, so one machine can open more than the ~28k ephemeral ports one
 //! source address allows.
+//!
+//! Connecting goes through [`wsgate_client::raw::Connection`], the same layer
+//! the tests' client is built on (source address, small WebSocket buffers,
+//! subprotocol). Above it this module keeps its own lean path instead of
+//! [`wsgate_client::Client`]: a receiver scans frame bytes for the marker and
+//! decodes only the few fields it measures, and senders feed pre-encoded
+//! frames and flush once per batch (see docs/benchmarks.md, "Load generator
+//! client", for the measured cost of each).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-pub use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use wsgate_client::raw::Connection;
+pub use wsgate_client::raw::Message;
+use wsgate_client::{ClientError, Options};
 
 /// Marker that starts every measured payload.
 const MARKER: &[u8] = b"LT1:";
@@ -63,8 +67,8 @@ pub enum WireError {
     BadUrl(String),
     #[error("tcp: {0}")]
     Io(#[from] std::io::Error),
-    #[error("websocket: {0}")]
-    Ws(#[from] tungstenite::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("timed out")]
     Timeout,
     #[error("closed by server")]
@@ -80,26 +84,28 @@ impl WireError {
     pub fn kind(&self) -> String {
         match self {
             WireError::BadUrl(_) => "bad_url".into(),
-            WireError::Io(e) => match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "refused".into(),
-                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable => {
-                    "no_source_port".into()
-                }
-                _ if e.raw_os_error() == Some(24) => "too_many_open_files".into(),
-                _ => "io".into(),
-            },
-            WireError::Ws(tungstenite::Error::Http(resp)) => {
-                format!("http_{}", resp.status().as_u16())
-            }
-            WireError::Ws(tungstenite::Error::Io(e)) if e.raw_os_error() == Some(24) => {
-                "too_many_open_files".into()
-            }
-            WireError::Ws(_) => "websocket".into(),
-            WireError::Timeout => "timeout".into(),
+            WireError::Io(e) | WireError::Client(ClientError::Io(e)) => io_kind(e),
+            WireError::Client(ClientError::Refused { status, .. }) => format!("http_{status}"),
+            WireError::Client(ClientError::Timeout) | WireError::Timeout => "timeout".into(),
+            WireError::Client(ClientError::Closed(_)) => "closed".into(),
+            WireError::Client(ClientError::BadRequest(_)) => "bad_url".into(),
+            WireError::Client(ClientError::Encode(_)) => "encode".into(),
+            WireError::Client(_) => "websocket".into(),
             WireError::Closed => "closed".into(),
             WireError::Handshake(_) => "handshake".into(),
             WireError::Encode(_) => "encode".into(),
         }
+    }
+}
+
+fn io_kind(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "refused".into(),
+        std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable => {
+            "no_source_port".into()
+        }
+        _ if e.raw_os_error() == Some(24) => "too_many_open_files".into(),
+        _ => "io".into(),
     }
 }
 
@@ -219,16 +225,20 @@ struct ServerFrame {
     code: Option<String>,
 }
 
-/// WebSocket settings with small buffers, so 20k connections stay cheap.
+/// The WebSocket read and write buffer size: small, so 20k connections
+/// stay cheap.
+pub const BUFFER_BYTES: usize = 4096;
+
+/// WebSocket settings with small buffers (the ideal server's side).
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(4096)
+        .read_buffer_size(BUFFER_BYTES)
+        .write_buffer_size(BUFFER_BYTES)
 }
 
 /// One open connection.
 pub struct Client {
-    ws: WebSocketStream<TcpStream>,
+    ws: Connection,
     target: Target,
     codec: Codec,
     /// The user id (wsgate) this connection was opened as.
@@ -257,30 +267,26 @@ async fn connect_inner(
     source: Ipv4Addr,
     user: String,
 ) -> Result<Client, WireError> {
-    let socket = TcpSocket::new_v4()?;
-    if ep.addr.ip().is_loopback() {
-        socket.bind(SocketAddr::new(source.into(), 0))?;
-    }
-    let tcp = socket.connect(ep.addr).await?;
-    tcp.set_nodelay(true)?;
     let url = if target == Target::Wsgate {
         let sep = if ep.url.contains('?') { '&' } else { '?' };
         format!("{}{sep}user={user}", ep.url)
     } else {
         ep.url.clone()
     };
-    let mut request = url.as_str().into_client_request()?;
-    if target == Target::Wsgate {
-        let proto = match codec {
-            Codec::Json => "wsgate.v1.json",
-            Codec::Msgpack => "wsgate.v1.msgpack",
-        };
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(proto));
+    // The caller bounds the whole connect; this limit is only a backstop.
+    let mut opts = Options::new(url)
+        .buffer_bytes(BUFFER_BYTES)
+        .timeout(Duration::from_secs(3600));
+    if ep.addr.ip().is_loopback() {
+        opts = opts.bind(source.into());
     }
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config())).await?;
+    if target == Target::Wsgate {
+        opts = opts.codec(match codec {
+            Codec::Json => wsgate_client::Codec::Json,
+            Codec::Msgpack => wsgate_client::Codec::Msgpack,
+        });
+    }
+    let ws = Connection::open_to(ep.addr, &opts).await?;
     let mut client = Client {
         ws,
         target,
@@ -442,9 +448,10 @@ impl Client {
         }
     }
 
-    /// Closes the connection politely (best effort, bounded).
+    /// Closes the connection politely (best effort, bounded: the run is
+    /// over, and a server that already went away needs no close).
     pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(1000)).await;
     }
 }
 

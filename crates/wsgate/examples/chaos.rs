@@ -21,17 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Sink = SplitSink<Ws, Message>;
-type Stream = SplitStream<Ws>;
+use wsgate_client::{Client, ClientError, Kind, Options};
 
 struct Args {
     nodes: Vec<String>,
@@ -102,34 +93,21 @@ struct Ledger {
     send_errors: Mutex<Vec<String>>,
 }
 
-/// Connects to the first node that takes us, starting at `prefer`, with
-/// capped backoff; returns the halves and how long it took.
-async fn connect(args: &Args, user: &str, prefer: usize) -> (Sink, Stream) {
+/// Connects to the first node that takes us (its `welcome` read: the
+/// session is registered), starting at `prefer`, with capped backoff.
+async fn connect(args: &Args, user: &str, prefer: usize) -> Client {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
         let url = &args.nodes[(prefer + attempt) % args.nodes.len()];
         attempt += 1;
-        let Ok(mut req) = url.as_str().into_client_request() else {
-            panic!("bad node URL {url}");
-        };
-        let auth = format!("Bearer {}", token(&args.secret, user));
-        req.headers_mut()
-            .insert("authorization", auth.parse().expect("header"));
-        let connected = tokio::time::timeout(
-            Duration::from_secs(3),
-            tokio_tungstenite::connect_async(req),
-        )
-        .await;
-        if let Ok(Ok((ws, _))) = connected {
-            let (sink, mut stream) = ws.split();
-            // Wait for the welcome: the session is registered.
-            let welcome = tokio::time::timeout(Duration::from_secs(3), stream.next()).await;
-            if let Ok(Some(Ok(Message::Text(t)))) = welcome {
-                if t.as_str().contains("\"welcome\"") {
-                    return (sink, stream);
-                }
-            }
+        let opts = Options::new(url.as_str())
+            .token(token(&args.secret, user))
+            .timeout(Duration::from_secs(3));
+        match Client::connect(opts).await {
+            Ok(client) => return client,
+            Err(ClientError::BadRequest(e)) => panic!("bad node URL {url}: {e}"),
+            Err(_) => {}
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -146,32 +124,19 @@ enum Outcome {
     Lost,
 }
 
-async fn send_one(sink: &mut Sink, stream: &mut Stream, frame: &Value, seq: u64) -> Outcome {
-    if sink
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .is_err()
-    {
-        return Outcome::Lost;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, stream.next()).await else {
-            return Outcome::Lost;
-        };
-        let Message::Text(t) = msg else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
-            continue;
-        };
-        if v["ref"] != json!(seq) {
-            continue;
-        }
-        if v["type"] == "reply" && v["ok"] == true {
-            return Outcome::Ok;
-        }
-        let code = v["code"].as_str().unwrap_or("?").to_owned();
-        let wait = v["retry_after_ms"].as_u64().unwrap_or(200);
-        return Outcome::Refused(code, Duration::from_millis(wait));
+/// Sends one frame and waits (the client's 3 s timeout) for its reply.
+async fn send_one(client: &mut Client, frame: Value) -> Outcome {
+    match client.request(frame).await {
+        Ok(_) => Outcome::Ok,
+        Err(ClientError::Server {
+            code,
+            retry_after_ms,
+            ..
+        }) => Outcome::Refused(
+            code.to_string(),
+            Duration::from_millis(retry_after_ms.unwrap_or(200)),
+        ),
+        Err(_) => Outcome::Lost,
     }
 }
 
@@ -181,13 +146,13 @@ async fn sender(args: Arc<Args>, i: usize, ledger: Arc<Ledger>, stop: Arc<Atomic
     let prefer = (i + 1) % args.nodes.len();
     let period = Duration::from_millis(1000 / args.rate.max(1));
     let mut seq = 0u64;
-    let (mut sink, mut stream) = connect(&args, &user, prefer).await;
+    let mut client = connect(&args, &user, prefer).await;
     let mut next = tokio::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep_until(next).await;
         next += period;
         let frame = json!({"type": "send", "to": to, "content": {"s": i, "q": seq}, "ref": seq});
-        match send_one(&mut sink, &mut stream, &frame, seq).await {
+        match send_one(&mut client, frame).await {
             Outcome::Ok => {
                 if let Ok(mut ok) = ledger.oked[i].lock() {
                     ok.push(seq);
@@ -203,7 +168,7 @@ async fn sender(args: Arc<Args>, i: usize, ledger: Arc<Ledger>, stop: Arc<Atomic
             Outcome::Lost => {
                 // Reconnect and send the same `seq` again.
                 let lost = Instant::now();
-                (sink, stream) = connect(&args, &user, prefer).await;
+                client = connect(&args, &user, prefer).await;
                 if let Ok(mut r) = ledger.reconnects_ms.lock() {
                     r.push(lost.elapsed().as_millis() as u64);
                 }
@@ -217,29 +182,24 @@ async fn recipient(args: Arc<Args>, i: usize, ledger: Arc<Ledger>, done: Arc<Ato
     let user = format!("chaos-r{i}");
     let prefer = i % args.nodes.len();
     let mut seen: HashSet<u64> = HashSet::new();
-    let (mut sink, mut stream) = connect(&args, &user, prefer).await;
+    let mut client = connect(&args, &user, prefer).await;
     while !done.load(Ordering::Relaxed) {
-        let msg = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
-        let msg = match msg {
-            Err(_) => continue,
-            Ok(Some(Ok(m))) => m,
-            Ok(_) => {
+        let m = match client.next_message(Duration::from_millis(500)).await {
+            Ok(m) => m,
+            Err(ClientError::Timeout) => continue,
+            Err(_) => {
                 let lost = Instant::now();
-                (sink, stream) = connect(&args, &user, prefer).await;
+                client = connect(&args, &user, prefer).await;
                 if let Ok(mut r) = ledger.reconnects_ms.lock() {
                     r.push(lost.elapsed().as_millis() as u64);
                 }
                 continue;
             }
         };
-        let Message::Text(t) = msg else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
-            continue;
-        };
-        if v["type"] != "message" || v["kind"] != "direct" {
+        if m.kind != Kind::Direct {
             continue;
         }
-        if let Some(q) = v["content"]["q"].as_u64() {
+        if let Some(q) = m.content["q"].as_u64() {
             if let Ok(mut n) = ledger.arrivals[i].lock() {
                 *n += 1;
             }
@@ -249,8 +209,9 @@ async fn recipient(args: Arc<Args>, i: usize, ledger: Arc<Ledger>, done: Arc<Ato
                 }
             }
         }
-        let ack = json!({"type": "ack", "id": v["id"]}).to_string();
-        let _ = sink.send(Message::Text(ack.into())).await;
+        // A failed ack shows up as a disconnect on the next read, and the
+        // unacked message is replayed after the reconnect: nothing to do here.
+        let _ = client.ack(&m.id).await;
     }
 }
 

@@ -21,13 +21,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use wsgate_client::{Background, ClientError, Event, Options};
+
+/// Frames queued each way per connection (a full outgoing queue drops the
+/// order and counts an error; the reader waits for room).
+const CLIENT_QUEUE: usize = 64;
 
 struct Args {
     url: String,
@@ -115,37 +117,35 @@ async fn client(args: Arc<Args>, n: usize, stats: Arc<Stats>, mut orders: mpsc::
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         first = false;
-        let Ok(mut req) = args.url.as_str().into_client_request() else {
-            return;
+        let opts = Options::new(args.url.as_str()).token(token(&args.secret, &user));
+        let mut ws = match Background::connect(opts, CLIENT_QUEUE).await {
+            Ok(ws) => ws,
+            Err(ClientError::BadRequest(_)) => return,
+            Err(_) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
         };
-        let auth = format!("Bearer {}", token(&args.secret, &user));
-        req.headers_mut()
-            .insert("authorization", auth.parse().expect("header"));
-        let Ok((ws, _)) = tokio_tungstenite::connect_async(req).await else {
+        if ws
+            .send(&json!({"type": "join", "room": room, "ref": "j"}))
+            .is_err()
+        {
             stats.errors.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let (mut sink, mut stream) = ws.split();
-        let join = json!({"type": "join", "room": room, "ref": "j"}).to_string();
-        if sink.send(Message::Text(join.into())).await.is_err() {
-            continue;
         }
         loop {
             tokio::select! {
                 order = orders.recv() => {
                     let Some(order) = order else { return };
                     stats.sent.fetch_add(1, Ordering::Relaxed);
-                    if sink.send(Message::Text(order.to_string().into())).await.is_err() {
-                        break;
+                    if ws.send(&order).is_err() {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                msg = stream.next() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                        Some(Ok(_)) => continue,
+                event = ws.recv() => {
+                    let v = match event {
+                        Some(Event::Frame(v)) => v,
+                        Some(Event::Closed(_)) | None => break,
                     };
-                    let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
                     match v["type"].as_str() {
                         Some("message") => {
                             stats.received.fetch_add(1, Ordering::Relaxed);
@@ -155,11 +155,10 @@ async fn client(args: Arc<Args>, n: usize, stats: Arc<Stats>, mut orders: mpsc::
                                     l.push(ms);
                                 }
                             }
-                            if v["kind"] == "direct" {
-                                let ack = json!({"type": "ack", "id": v["id"]}).to_string();
-                                if sink.send(Message::Text(ack.into())).await.is_err() {
-                                    break;
-                                }
+                            if v["kind"] == "direct"
+                                && ws.send(&json!({"type": "ack", "id": v["id"]})).is_err()
+                            {
+                                stats.errors.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         Some("error") => {

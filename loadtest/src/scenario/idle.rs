@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use super::conn::{run_conn, Role};
 use super::{close_all, unpark_all, Ctx};
 use crate::cli::{ConnectArgs, IdleArgs};
-use crate::coord::Ctl;
+use crate::link::Ctl;
 use crate::stats::{HistData, WorkerResult};
 
 pub async fn idle(ctx: &Ctx, args: &IdleArgs, ctl: &mut Ctl) -> Result<WorkerResult, String> {

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cli::{BroadcastArgs, Common, ConnectArgs, DirectArgs, IdleArgs, RoomsArgs};
-use crate::coord::{Ctl, Share};
+use crate::link::{Ctl, Share};
 use crate::stats::{self, Live, WorkerResult};
 use crate::wire::{self, Client, Endpoint, WireError};
 pub use park::{park, unpark_all, Parked};

@@ -28,7 +28,7 @@ use super::conn::{run_conn, Outcome, Role, SendKind, SendPlan};
 use super::park::{Early, Unparked};
 use super::{close_all, park, unpark_all, Ctx, Parked};
 use crate::cli::{BroadcastArgs, DirectArgs, RoomsArgs, Traffic};
-use crate::coord::Ctl;
+use crate::link::Ctl;
 use crate::stats::{HistData, WorkerResult};
 use crate::wire::{Client, Target};
 
