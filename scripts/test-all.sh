@@ -2,11 +2,13 @@
 # The whole test suite, as the README documents and CI runs it:
 #   ./scripts/test-all.sh
 # 1. installs what the tests need when missing (apt packages, npm and pip deps);
-# 2. runs the Rust tests (unit + integration: real wsgate on port 0, real
+# 2. checks that the server crate's modules import each other in no cycle
+#    (scripts/check-module-cycles.py);
+# 3. runs the Rust tests (unit + integration: real wsgate on port 0, real
 #    WebSocket clients, real redis-server and nginx started on free ports);
-# 3. the JS SDK unit, integration and headless-Chromium tests;
-# 4. the deploy checks (Helm, k8s, compose, Prometheus rules, dashboard);
-# 5. a smoke run of every load-generator scenario and of every fuzz target.
+# 4. the JS SDK unit, integration and headless-Chromium tests;
+# 5. the deploy checks (Helm, k8s, compose, Prometheus rules, dashboard);
+# 6. a smoke run of every load-generator scenario and of every fuzz target.
 # Each suite runs even if an earlier one failed; the exit status is non-zero
 # if any failed, and the last line sums them up.
 set -uo pipefail
@@ -28,6 +30,7 @@ suite() {
   fi
 }
 
+suite module-cycles scripts/check-module-cycles.py
 if cargo nextest --version >/dev/null 2>&1; then
   suite rust cargo nextest run --workspace --no-fail-fast --profile ci
 else

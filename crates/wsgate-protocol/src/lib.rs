@@ -14,6 +14,14 @@
 //! Decoding never panics on any input (it is fuzzed, see `fuzz/`): every failure
 //! is a typed [`DecodeError`].
 
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use,
+    clippy::allow_attributes_without_reason
+)]
+
 pub mod bus;
 pub mod codec;
 pub mod codes;

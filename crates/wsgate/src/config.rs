@@ -92,6 +92,10 @@ impl Config {
 }
 
 impl Default for Config {
+    #[expect(
+        clippy::expect_used,
+        reason = "the defaults are constants, checked by the defaults_match_the_contract test"
+    )]
     fn default() -> Self {
         let values = Values::default();
         Config::from_values(&values).expect("defaults are valid")

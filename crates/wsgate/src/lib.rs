@@ -15,8 +15,17 @@
 //! [`run`] is the whole server; `main` only parses settings and calls it, and
 //! tests call it with listeners bound to port 0.
 
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use,
+    clippy::allow_attributes_without_reason
+)]
+
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod hub;
@@ -24,6 +33,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod node;
 pub mod redis;
+pub mod response;
 pub mod server;
 pub mod session;
 pub mod telemetry;
@@ -65,6 +75,8 @@ pub enum Backend {
 pub enum RunError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot register the metrics")]
+    Metrics(#[source] prometheus::Error),
 }
 
 /// Runs a node until `shutdown` resolves, then drains it and returns.
@@ -95,7 +107,7 @@ pub fn start(
     listeners: Listeners,
     backend: Backend,
 ) -> Result<Arc<Node>, RunError> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().map_err(RunError::Metrics)?);
     let auth = Authenticator::from_config(&config)?;
     let (broker, inbox): (Arc<dyn Broker>, Arc<dyn Inbox>) = match backend {
         Backend::Memory(bus) => (
@@ -171,7 +183,11 @@ async fn refresh_gauges(node: Arc<Node>) {
         node.metrics
             .ready
             .set(i64::from(node.not_ready_reason().is_none()));
-        let _ = node.nodes().await;
+        // Refreshes the node list and `wsgate_cluster_nodes`; a failure is
+        // counted by the broker and the next tick tries again.
+        if let Err(e) = node.nodes().await {
+            tracing::debug!(error = %e, "Node list refresh failed.");
+        }
     }
 }
 

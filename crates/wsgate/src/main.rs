@@ -1,6 +1,14 @@
 //! The `wsgate` binary: parse settings, start logging, bind, run until
 //! SIGTERM or SIGINT, drain, exit 0. A bad setting exits 2 naming it.
 
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use,
+    clippy::allow_attributes_without_reason
+)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -14,7 +14,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -26,6 +25,7 @@ use wsgate_protocol::bus::{BusEvent, Envelope};
 use wsgate_protocol::{CloseCode, Content, Kind, MessageFrame, PresenceEvent, ServerFrame, Target};
 
 use crate::auth::{Authenticator, Identity};
+use crate::clock::now_ms;
 use crate::cluster::{Broker, BrokerError, BusSink, LocalState, NodeInfo, Route};
 use crate::config::Config;
 use crate::hub::{Conn, Delivery, Hub};
@@ -58,14 +58,6 @@ impl From<InboxError> for NodeError {
 
 /// Inbox reads in flight when sessions catch up after a bus outage.
 const CATCH_UP_CONCURRENCY: usize = 16;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// One wsgate process.
 pub struct Node {
@@ -323,7 +315,11 @@ impl Node {
     async fn leave_local(&self, conn: &Conn, room: &str) -> crate::hub::LeaveLocal {
         let local = self.hub.leave(conn, room);
         if local.room_last {
-            let _ = self.broker.room_interest(room, false).await;
+            // Losing interest cannot fail for a reason the caller could act
+            // on; a failed unsubscribe only leaves traffic this node drops.
+            if self.broker.room_interest(room, false).await.is_err() {
+                self.metrics.broker_error(BrokerOp::Subscribe);
+            }
             self.metrics.rooms.set(self.hub.room_count() as i64);
         }
         local
@@ -366,8 +362,15 @@ impl Node {
             event,
             user: user.to_owned(),
         };
-        // Presence events are live-only, like room messages.
-        let _ = self.publish(Route::Room(room.to_owned()), bus).await;
+        // Presence events are live-only, like room messages: a failed publish
+        // is counted by `publish` and not retried.
+        if self
+            .publish(Route::Room(room.to_owned()), bus)
+            .await
+            .is_err()
+        {
+            debug!(room = %room, "Presence event not published.");
+        }
     }
 
     /// A typing indication, never stored.
@@ -453,8 +456,11 @@ impl Node {
                 id: a.id,
                 by: user.to_owned(),
             };
-            // Receipts are live-only; the ack itself has been applied.
-            let _ = self.publish(route, event).await;
+            // Receipts are live-only; the ack itself has been applied. A
+            // failed publish is counted by `publish`.
+            if self.publish(route, event).await.is_err() {
+                debug!("Receipt not published.");
+            }
         }
         Ok(())
     }
@@ -484,7 +490,7 @@ impl Node {
     }
 
     /// Registers a new connection with the cluster.
-    pub async fn connected(&self, conn: &Arc<Conn>) -> Result<(), NodeError> {
+    pub async fn connected(&self, conn: &Arc<Conn>) {
         self.hub.add(conn);
         self.metrics.connections.set(self.hub.len() as i64);
         self.broker.set_local_connections(self.hub.len() as u64);
@@ -494,13 +500,16 @@ impl Node {
             self.metrics.broker_error(BrokerOp::Registry);
             debug!(error = %e, "Could not register a connection in the cluster registry.");
         }
-        Ok(())
     }
 
     /// Unregisters a closed connection: leaves its rooms, updates the registry.
     pub async fn disconnected(&self, conn: &Conn, rooms: &[Arc<str>]) {
         for room in rooms {
-            let _ = self.leave(conn, room).await;
+            // The connection is gone either way; a failed leave is counted
+            // (presence) and the reaper or the next resync cleans the registry.
+            if let Err(e) = self.leave(conn, room).await {
+                debug!(room = %room, error = %e, "Leave at disconnect failed.");
+            }
         }
         self.hub.remove(conn);
         self.metrics.connections.set(self.hub.len() as i64);
@@ -596,7 +605,10 @@ impl BusSink for Node {
         let broker = self.broker.clone();
         tokio::spawn(async move {
             for (route, env) in envelopes {
-                let _ = broker.publish(&route, &env).await;
+                // Live-only presence, like every presence event.
+                if let Err(e) = broker.publish(&route, &env).await {
+                    debug!(error = %e, "Reaped leave not published.");
+                }
             }
         });
     }

@@ -16,19 +16,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use wsgate_protocol::names::is_valid_name;
 
+use crate::metrics::ApiRoute;
 use crate::node::{Node, NodeError};
-use crate::server::{error, json as json_response, respond, Body};
-
-/// Route labels for `wsgate_api_requests_total`.
-pub const ROUTES: [&str; 7] = [
-    "publish",
-    "rooms",
-    "users",
-    "disconnect",
-    "nodes",
-    "openapi",
-    "unknown",
-];
+use crate::response::{error, json as json_response, respond, Body};
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -124,20 +114,20 @@ fn name(segment: &str, what: &str) -> Result<String, ApiError> {
 async fn dispatch(
     node: &Arc<Node>,
     req: Request<Incoming>,
-) -> (&'static str, Result<Response<Body>, ApiError>) {
+) -> (ApiRoute, Result<Response<Body>, ApiError>) {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = req.method().clone();
     let route = match segments.as_slice() {
-        ["api", "v1", "publish"] => "publish",
-        ["api", "v1", "rooms", _] => "rooms",
-        ["api", "v1", "users", _] => "users",
-        ["api", "v1", "users", _, "disconnect"] => "disconnect",
-        ["api", "v1", "nodes"] => "nodes",
-        ["api", "v1", "openapi.json"] => "openapi",
-        _ => return ("unknown", Err(ApiError::NotFound)),
+        ["api", "v1", "publish"] => ApiRoute::Publish,
+        ["api", "v1", "rooms", _] => ApiRoute::Rooms,
+        ["api", "v1", "users", _] => ApiRoute::Users,
+        ["api", "v1", "users", _, "disconnect"] => ApiRoute::Disconnect,
+        ["api", "v1", "nodes"] => ApiRoute::Nodes,
+        ["api", "v1", "openapi.json"] => ApiRoute::OpenApi,
+        _ => return (ApiRoute::Unknown, Err(ApiError::NotFound)),
     };
-    let expected = if matches!(route, "publish" | "disconnect") {
+    let expected = if matches!(route, ApiRoute::Publish | ApiRoute::Disconnect) {
         Method::POST
     } else {
         Method::GET
@@ -145,7 +135,7 @@ async fn dispatch(
     if method != expected {
         return (route, Err(ApiError::MethodNotAllowed));
     }
-    if route == "openapi" {
+    if route == ApiRoute::OpenApi {
         return (
             route,
             Ok(respond(StatusCode::OK, "application/json", OPENAPI.into())),
@@ -155,8 +145,8 @@ async fn dispatch(
         return (route, Err(e));
     }
     let result = match (route, segments.as_slice()) {
-        ("publish", _) => publish(node, req).await,
-        ("rooms", [.., room]) => match name(room, "room name") {
+        (ApiRoute::Publish, _) => publish(node, req).await,
+        (ApiRoute::Rooms, [.., room]) => match name(room, "room name") {
             Ok(room) => node
                 .room_members(&room)
                 .await
@@ -166,7 +156,7 @@ async fn dispatch(
                 .map_err(ApiError::from),
             Err(e) => Err(e),
         },
-        ("users", [.., user]) => match name(user, "user id") {
+        (ApiRoute::Users, [.., user]) => match name(user, "user id") {
             Ok(user) => node
                 .user_connections(&user)
                 .await
@@ -179,7 +169,7 @@ async fn dispatch(
                 .map_err(ApiError::from),
             Err(e) => Err(e),
         },
-        ("disconnect", [.., user, _]) => match name(user, "user id") {
+        (ApiRoute::Disconnect, [.., user, _]) => match name(user, "user id") {
             Ok(user) => node
                 .disconnect_user(&user)
                 .await
@@ -187,7 +177,7 @@ async fn dispatch(
                 .map_err(ApiError::from),
             Err(e) => Err(e),
         },
-        ("nodes", _) => node
+        (ApiRoute::Nodes, _) => node
             .nodes()
             .await
             .map(|nodes| json_response(StatusCode::OK, &json!(nodes)))

@@ -95,7 +95,7 @@ impl Inbox for ListInbox {
         // round trip. Its time is this node's estimate; the sweeper checks
         // the inbox's own expiry before deleting, so a skewed clock only
         // moves when it looks.
-        let index_at = crate::node::now_ms() + ttl_ms;
+        let index_at = crate::clock::now_ms() + ttl_ms;
         let index_key = keys.inbox_expiries();
         let index = r.timed(index_conn.zadd::<_, _, _, ()>(&index_key, user, index_at));
         let mut invocation = r.scripts().inbox_store.key(keys.inbox(user));

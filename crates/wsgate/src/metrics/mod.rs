@@ -93,6 +93,45 @@ impl BrokerOp {
     }
 }
 
+/// A server API route, for `wsgate_api_requests_total{route}`. The API
+/// (HTTP, and gRPC when served) names its routes with this enum, so the label
+/// set is fixed here and both sides share it without importing each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiRoute {
+    Publish,
+    Rooms,
+    Users,
+    Disconnect,
+    Nodes,
+    OpenApi,
+    Unknown,
+}
+
+impl ApiRoute {
+    pub const ALL: [ApiRoute; 7] = [
+        ApiRoute::Publish,
+        ApiRoute::Rooms,
+        ApiRoute::Users,
+        ApiRoute::Disconnect,
+        ApiRoute::Nodes,
+        ApiRoute::OpenApi,
+        ApiRoute::Unknown,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApiRoute::Publish => "publish",
+            ApiRoute::Rooms => "rooms",
+            ApiRoute::Users => "users",
+            ApiRoute::Disconnect => "disconnect",
+            ApiRoute::Nodes => "nodes",
+            ApiRoute::OpenApi => "openapi",
+            ApiRoute::Unknown => "unknown",
+        }
+    }
+}
+
 /// Labels for a close that had no close frame (the peer vanished).
 pub const DISCONNECT_ABNORMAL: &str = "1006";
 
@@ -129,76 +168,76 @@ pub struct Metrics {
     pub draining: IntGauge,
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
-    let v = IntCounterVec::new(Opts::new(name, help), &[label]).expect("metric definition");
-    registry
-        .register(Box::new(v.clone()))
-        .expect("unique metric");
-    v
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> prometheus::Result<IntCounterVec> {
+    let v = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    registry.register(Box::new(v.clone()))?;
+    Ok(v)
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric");
-    c
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 impl Metrics {
     /// Creates and registers every metric (and the process collector).
-    pub fn new() -> Metrics {
+    /// Creates and registers every metric (and the process collector).
+    /// Fails only on a bad metric definition (a bug caught by every test).
+    pub fn new() -> prometheus::Result<Metrics> {
         let r = Registry::new();
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
-            // The process collector only fails on non-Linux; metrics are optional there.
-            let _ = r.register(Box::new(pc));
+            r.register(Box::new(pc))?;
         }
         let rejected = counter_vec(
             &r,
             "wsgate_connections_rejected_total",
             "Upgrades refused, by reason.",
             "reason",
-        );
+        )?;
         let disconnects = counter_vec(
             &r,
             "wsgate_disconnects_total",
             "Connections closed, by close code (1006: no close frame).",
             "code",
-        );
+        )?;
         let frames = counter_vec(
             &r,
             "wsgate_frames_received_total",
             "Client frames decoded, by type (unknown: undecodable or unknown type).",
             "type",
-        );
+        )?;
         let errors = counter_vec(
             &r,
             "wsgate_frame_errors_total",
             "Error frames sent, by code.",
             "code",
-        );
+        )?;
         let published = counter_vec(
             &r,
             "wsgate_messages_published_total",
             "Messages accepted by this node, by kind.",
             "kind",
-        );
+        )?;
         let delivered = counter_vec(
             &r,
             "wsgate_messages_delivered_total",
             "Messages written to client sockets on this node, by kind.",
             "kind",
-        );
+        )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "wsgate_delivery_latency_seconds",
@@ -209,47 +248,43 @@ impl Metrics {
                 10.0,
             ]),
             &["kind"],
-        )
-        .expect("metric definition");
-        r.register(Box::new(latency.clone()))
-            .expect("unique metric");
+        )?;
+        r.register(Box::new(latency.clone()))?;
         let dropped = counter_vec(
             &r,
             "wsgate_inbox_dropped_total",
             "Inbox messages dropped unacked, by reason.",
             "reason",
-        );
+        )?;
         let broker_errors = counter_vec(
             &r,
             "wsgate_broker_errors_total",
             "Broker (Redis) failures, by operation.",
             "op",
-        );
+        )?;
         let api_requests = IntCounterVec::new(
             Opts::new(
                 "wsgate_api_requests_total",
                 "Server API requests, by route and status.",
             ),
             &["route", "status"],
-        )
-        .expect("metric definition");
-        r.register(Box::new(api_requests.clone()))
-            .expect("unique metric");
-        for route in crate::api::ROUTES {
-            api_requests.with_label_values(&[route, "200"]);
+        )?;
+        r.register(Box::new(api_requests.clone()))?;
+        for route in ApiRoute::ALL {
+            api_requests.with_label_values(&[route.as_str(), "200"]);
         }
 
-        Metrics {
+        Ok(Metrics {
             connections: gauge(
                 &r,
                 "wsgate_connections",
                 "Open WebSocket connections on this node.",
-            ),
+            )?,
             connections_accepted: counter(
                 &r,
                 "wsgate_connections_accepted_total",
                 "WebSocket upgrades accepted.",
-            ),
+            )?,
             rejected: RejectReason::ALL
                 .iter()
                 .map(|x| rejected.with_label_values(&[x.as_str()]))
@@ -285,40 +320,40 @@ impl Metrics {
                 &r,
                 "wsgate_slow_consumer_disconnects_total",
                 "Connections closed with 1013 because they did not read fast enough.",
-            ),
+            )?,
             rate_limited: counter(
                 &r,
                 "wsgate_rate_limited_total",
                 "Client frames refused by the rate limit.",
-            ),
-            rooms: gauge(&r, "wsgate_rooms", "Rooms with a member on this node."),
+            )?,
+            rooms: gauge(&r, "wsgate_rooms", "Rooms with a member on this node.")?,
             inbox_stored: counter(
                 &r,
                 "wsgate_inbox_stored_total",
                 "Direct messages stored in inboxes.",
-            ),
+            )?,
             inbox_replayed: counter(
                 &r,
                 "wsgate_inbox_replayed_total",
                 "Inbox messages replayed to reconnecting clients.",
-            ),
+            )?,
             inbox_acked: counter(
                 &r,
                 "wsgate_inbox_acked_total",
                 "Inbox messages removed by a recipient's ack.",
-            ),
+            )?,
             inbox_dropped_trimmed: dropped.with_label_values(&["trimmed"]),
             inbox_dropped_expired: dropped.with_label_values(&["expired"]),
             broker_published: counter(
                 &r,
                 "wsgate_broker_published_total",
                 "Envelopes this node published on the cluster bus.",
-            ),
+            )?,
             broker_received: counter(
                 &r,
                 "wsgate_broker_received_total",
                 "Envelopes this node received from the cluster bus.",
-            ),
+            )?,
             broker_errors: BrokerOp::ALL
                 .iter()
                 .map(|o| broker_errors.with_label_values(&[o.as_str()]))
@@ -327,21 +362,21 @@ impl Metrics {
                 &r,
                 "wsgate_broker_up",
                 "1 when the broker (Redis) is connected and subscribed.",
-            ),
+            )?,
             cluster_nodes: gauge(
                 &r,
                 "wsgate_cluster_nodes",
                 "Live nodes seen in the cluster.",
-            ),
+            )?,
             api_requests,
-            ready: gauge(&r, "wsgate_ready", "1 when /readyz answers 200."),
+            ready: gauge(&r, "wsgate_ready", "1 when /readyz answers 200.")?,
             draining: gauge(
                 &r,
                 "wsgate_draining",
                 "1 while the node drains for shutdown.",
-            ),
+            )?,
             registry: r,
-        }
+        })
     }
 
     pub fn rejected(&self, reason: RejectReason) {
@@ -392,12 +427,12 @@ impl Metrics {
         self.broker_errors[op as usize].inc();
     }
 
-    pub fn api_request(&self, route: &'static str, status: u16) {
-        let mut buf = itoa_u16(status);
+    /// One API answer. The status label is bounded: the API only answers
+    /// the statuses its error type maps to.
+    pub fn api_request(&self, route: ApiRoute, status: u16) {
         self.api_requests
-            .with_label_values(&[route, buf.as_str()])
+            .with_label_values(&[route.as_str(), &status.to_string()])
             .inc();
-        buf.clear();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -409,14 +444,4 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
-fn itoa_u16(n: u16) -> String {
-    n.to_string()
 }

@@ -8,13 +8,12 @@
 //! a raw 503 is written without parsing anything (admission control).
 
 pub mod demo;
-mod http;
 pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ::http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,9 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-pub use self::http::{error, json, respond, Body};
 use crate::metrics::RejectReason;
 use crate::node::Node;
+use crate::response::{error, json, respond, Body};
 
 /// Pending connections the kernel may queue per listener (capped by
 /// `net.core.somaxconn`). The std default of 128 overflows in a connect
@@ -67,7 +66,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, kind: Listener) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        if let Err(e) = stream.set_nodelay(true) {
+            // Only latency suffers; the connection still works.
+            debug!(peer = %peer, error = %e, "Could not set TCP_NODELAY.");
+        }
         let node = node.clone();
         tokio::spawn(connection(node, stream, peer, kind));
     }
@@ -80,11 +82,13 @@ async fn connection(node: Arc<Node>, mut stream: TcpStream, peer: SocketAddr, ki
             Ok(p) => Some(p),
             Err(_) => {
                 node.metrics.rejected(RejectReason::HandshakeLimit);
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(1),
-                    busy_close(&mut stream),
-                )
-                .await;
+                // Bounded: a peer that never reads is dropped after 1 s.
+                if tokio::time::timeout(std::time::Duration::from_secs(1), busy_close(&mut stream))
+                    .await
+                    .is_err()
+                {
+                    debug!(peer = %peer, "Busy answer not taken within 1 s.");
+                }
                 return;
             }
         },
@@ -115,13 +119,15 @@ async fn connection(node: Arc<Node>, mut stream: TcpStream, peer: SocketAddr, ki
 /// that would discard the response before the client reads it.
 async fn busy_close(stream: &mut TcpStream) {
     if stream
-        .write_all(self::http::raw_busy_response())
+        .write_all(crate::response::raw_busy_response())
         .await
         .is_err()
     {
         return;
     }
-    let _ = stream.shutdown().await;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
     let mut sink = [0u8; 1024];
     let mut left: usize = 16 * 1024;
     while left > 0 {

@@ -23,11 +23,11 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 use wsgate_protocol::Codec;
 
-use super::http::{error, Body};
 use crate::auth::AuthError;
 use crate::config::{Config, OriginPolicy};
 use crate::metrics::RejectReason;
 use crate::node::Node;
+use crate::response::{error, Body};
 
 /// Read chunk per connection: small, because most connections are idle and
 /// most client frames are small. A larger frame is still read whole (the

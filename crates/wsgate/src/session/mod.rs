@@ -32,9 +32,10 @@ use tracing::debug;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
 
 use crate::auth::Identity;
+use crate::clock::now_ms;
 use crate::hub::{to_ws_message, Conn, Delivery};
 use crate::metrics::BrokerOp;
-use crate::node::{now_ms, Node, NodeError};
+use crate::node::{Node, NodeError};
 use limits::{ErrorWindow, RateLimiter};
 
 /// How long a close handshake may take before the socket is dropped.
@@ -161,7 +162,7 @@ enum Event {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn run(mut self) {
-        let _ = Box::pin(self.node.connected(&self.conn)).await;
+        Box::pin(self.node.connected(&self.conn)).await;
         let end = self.serve().await;
         let metrics = &self.node.metrics;
         match end {
@@ -339,7 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 retry_after_ms: None,
             });
             self.node.metrics.frame_error(ErrorCode::TokenExpired);
-            let _ = self.flush().await;
+            self.flush().await?;
             return Err(self.close_with(CloseCode::Policy, "token expired").await);
         }
         if now >= self.next_ping {
@@ -374,12 +375,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             CLOSE_TIMEOUT
         };
         let ws = &mut self.ws;
-        let _ = tokio::time::timeout(wait, async {
+        let handshake = tokio::time::timeout(wait, async {
             if ws.close(Some(frame)).await.is_ok() {
                 while let Some(Ok(_)) = ws.next().await {}
             }
-        })
-        .await;
+        });
+        if handshake.await.is_err() {
+            // The peer did not answer the close in time: the socket is dropped.
+            debug!(user = %self.conn.user, "Close handshake timed out.");
+        }
         End::Server(code)
     }
 
@@ -444,7 +448,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err(wait) => self.rate_limited(None, wait).await,
             },
             Message::Close(frame) => {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
+                // Sends our echo of the client's close; the session ends
+                // whether or not it gets out.
+                if !matches!(
+                    tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await,
+                    Ok(Ok(()))
+                ) {
+                    debug!(user = %self.conn.user, "Close echo not flushed.");
+                }
                 Err(End::Client(frame.map(|f| u16::from(f.code))))
             }
             Message::Frame(_) => Ok(()),
@@ -475,7 +486,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn count_violation(&mut self) -> Result<(), End> {
         if self.errors.record(Instant::now()) {
-            let _ = self.flush().await;
+            self.flush().await?;
             return Err(self
                 .close_with(CloseCode::Policy, "too many protocol errors")
                 .await);

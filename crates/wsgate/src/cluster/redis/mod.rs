@@ -38,9 +38,9 @@ use tokio_util::sync::CancellationToken;
 use wsgate_protocol::bus::Envelope;
 
 use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::{BrokerOp, Metrics};
-use crate::node::now_ms;
 use crate::redis::{Redis, RedisError, OP_TIMEOUT};
 use subscriptions::Subscriptions;
 

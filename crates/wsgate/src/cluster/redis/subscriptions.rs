@@ -103,7 +103,10 @@ impl Subscriptions {
         st.subscribed.clear();
         for (_, waiters) in st.waiters.drain() {
             for w in waiters {
-                // A join that gave up (timed out) dropped its receiver: nothing to tell.
+                #[expect(
+                    clippy::let_underscore_must_use,
+                    reason = "a join that gave up (timed out) dropped its receiver: nothing to tell"
+                )]
                 let _ = w.send(Err(reason.to_owned()));
             }
         }
@@ -126,7 +129,10 @@ fn settle(st: &mut SubState) {
     waiters.retain(|channel, list| {
         if subscribed.contains(channel) || !wanted.contains(channel) {
             for w in list.drain(..) {
-                // The join may have timed out and dropped its receiver.
+                #[expect(
+                    clippy::let_underscore_must_use,
+                    reason = "the join may have timed out and dropped its receiver"
+                )]
                 let _ = w.send(Ok(()));
             }
             false

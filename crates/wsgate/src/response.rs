@@ -1,5 +1,7 @@
-//! Small HTTP helpers shared by the public and admin listeners: JSON bodies,
-//! the contract's error body `{"error":CODE,"message":TEXT}`.
+//! HTTP responses as every listener writes them: the body type, JSON bodies,
+//! the contract's error body `{"error":CODE,"message":TEXT}`, and the raw 503
+//! written before any parsing when admission is full. A leaf: the server and
+//! the API both use it, neither through the other.
 
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
