@@ -14,6 +14,7 @@ import { WsgateClient } from '/sdk/index.js';
  */
 
 const TYPING_SHOW_MS = 3500;
+const DROP_OFFLINE_MS = 5000;
 const MAX_ITEMS = 500;
 
 /** @param {string} id */
@@ -60,6 +61,9 @@ function setupLogin() {
   });
   el('sign-out').addEventListener('click', () => signOut());
   el('retry-now').addEventListener('click', () => client?.reconnectNow());
+  el('drop-network').addEventListener('click', () => {
+    if (client?.dropConnection(DROP_OFFLINE_MS)) toast(`Network dropped: offline for ${DROP_OFFLINE_MS / 1000} s. Messages sent meanwhile come back when it reconnects.`);
+  });
 }
 
 /** @param {'name' | 'token'} mode */
@@ -129,6 +133,14 @@ function start(how) {
     conv.members = new Set(members);
     renderLists();
     if (conv === current) renderMembers();
+  });
+  c.on('recovered', ({ room, since, offset }) => {
+    const missed = (offset ?? 0) - (since ?? 0);
+    toast(missed > 0 ? `#${room}: recovered ${missed} missed message${missed === 1 ? '' : 's'}.` : `#${room}: back, nothing missed.`);
+  });
+  c.on('notRecovered', ({ room, reason }) => {
+    if (reason === 'unsupported' || reason === 'no_position') return; // nothing to recover from
+    toast(`#${room}: messages sent while you were away are no longer kept (${reason === 'epoch_changed' ? 'history reset' : 'too long away'}).`);
   });
   c.on('error', (e) => toast(`${e.code}: ${e.message}`));
   c.on('queue_overflow', () => toast('Offline queue full: message not sent.'));
@@ -388,7 +400,7 @@ function renderMessages() {
   list.replaceChildren(
     ...current.items.map((item) => {
       const li = document.createElement('li');
-      li.className = 'msg' + (item.mine ? ' mine' : '');
+      li.className = 'msg' + (item.mine ? ' mine' : '') + (item.replay ? ' replayed' : '');
       if (item.id) li.dataset.id = item.id;
       const meta = document.createElement('div');
       meta.className = 'meta';
@@ -401,7 +413,7 @@ function renderMessages() {
       if (item.replay) {
         const tag = document.createElement('span');
         tag.className = 'tag';
-        tag.textContent = 'while you were away';
+        tag.textContent = 'replayed · sent while you were away';
         meta.append(tag);
       }
       const body = document.createElement('div');

@@ -21,6 +21,8 @@
  *   not reach back): the position restarts at the reply's, and `notRecovered`
  *   is emitted so the app refetches. A room with no known position, or a
  *   server without room history, also gets `notRecovered`.
+ * - A live message of another epoch than the room's (the history was lost
+ *   while connected) restarts the position at it and emits `notRecovered`.
  * - The position is updated synchronously when the reply is read, so the
  *   replay that follows it in the same read is judged against it.
  */
@@ -148,8 +150,22 @@ export class Rooms {
    * @param {Message} message
    */
   accept(message) {
-    const entry = message.room === undefined ? undefined : this.#rooms.get(message.room);
-    if (!entry || typeof message.offset !== 'number') return true;
+    const room = message.room;
+    const entry = room === undefined ? undefined : this.#rooms.get(room);
+    if (!entry || room === undefined || typeof message.offset !== 'number') return true;
+    if (typeof message.epoch === 'string' && entry.epoch !== undefined && message.epoch !== entry.epoch) {
+      // The room's history was lost while we were live (e.g. a Redis restart
+      // without persistence): offsets start again. Whatever fell in between
+      // cannot be replayed.
+      /** @type {RecoveryEvent} */
+      const event = { room, epoch: message.epoch, since: entry.offset, offset: message.offset, reason: 'epoch_changed' };
+      entry.epoch = message.epoch;
+      entry.offset = message.offset;
+      entry.ahead.clear();
+      entry.status = 'not_recovered';
+      this.#link.emit('notRecovered', event);
+      return true;
+    }
     return entry.accept(message.offset, this.#link.window);
   }
 

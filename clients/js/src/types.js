@@ -18,6 +18,7 @@
  * @property {number} time ms since the epoch, set by the gateway
  * @property {boolean} [replay] it comes from the inbox (direct) or the room history (room), not live
  * @property {number} [offset] room messages: position in the room's history (1, 2, 3, ... within an epoch)
+ * @property {string} [epoch] room messages: the history epoch `offset` belongs to
  * @typedef {{ type: 'presence', room: string, event: 'join' | 'leave', user: string }} PresenceEvent
  * @typedef {{ type: 'typing', from: string, to?: string, room?: string }} TypingEvent
  * @typedef {{ type: 'receipt', id: string, by: string, status: 'delivered' }} Receipt

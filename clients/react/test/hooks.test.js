@@ -150,6 +150,20 @@ test('useRoom: joins, shows members, messages once and in order through a recove
   client.close();
 });
 
+test('useRoom mounted before the client connects joins after the welcome', async () => {
+  const client = newClient();
+  const hook = await renderHook(() => useRoom('lobby'), { client });
+  await server(() => void client.connect());
+  assert.equal(hook.current.status, 'joining', 'not an error: the join waits for the connection');
+  const socket = FakeWebSocket.last;
+  await server(() => socket.serverOpen());
+  assert.equal(socket.sentOfType('join').length, 1);
+  await server(() => socket.reply('join', { room: 'lobby', member_count: 1, members: ['alice'], epoch: 'e1', offset: 0 }));
+  assert.equal(hook.current.status, 'live');
+  await hook.unmount();
+  client.close();
+});
+
 test('useRoom: notRecovered is shown so the app can refetch', async () => {
   const { client, socket } = await connectedClient();
   const hook = await renderHook(() => useRoom('lobby'), { client });

@@ -8,8 +8,9 @@
  * client and room, so two components showing one room share the
  * membership: the room is left when the last one stops (a microtask later,
  * so a stop and start in one go, as in React's strict mode, does not leave).
- * A join cut off by a dropped connection is tried again after the next
- * welcome; one refused (`forbidden`, `too_many_rooms`) sets `error`. Typing users expire
+ * A join made before the client connected (a store started before
+ * `connect()`), or cut off by a dropped connection, is tried again after the
+ * next welcome; one refused (`forbidden`, `too_many_rooms`) sets `error`. Typing users expire
  * `typingMs` after their last `typing` event, or at their next message.
  */
 import { appendBounded, Store } from './store.js';
@@ -133,14 +134,15 @@ export class RoomStore extends Store {
   }
 
   /**
-   * Joins, for the run `run` of start(); a join cut off by a dropped
-   * connection is tried again after the next welcome.
+   * Joins, for the run `run` of start(); a join made before the client
+   * connected, or cut off by a dropped connection, is tried again after the
+   * next welcome.
    * @param {number} run
    */
   #join(run) {
     this.#client.join(this.room).catch((error) => {
       if (!this.#offs.length || run !== this.#runs) return; // stopped (or restarted) meanwhile
-      if (error.code === 'disconnected' || error.code === 'timeout') {
+      if (error.code === 'disconnected' || error.code === 'timeout' || error.code === 'not_connected') {
         this.#offs.push(this.#client.once('welcome', () => this.#join(run)));
       } else {
         this.set({ status: 'error', error });

@@ -186,3 +186,17 @@ test('a failed re-join forgets the room and reports it', async () => {
   assert.equal(errors[0]?.code, 'forbidden');
   assert.match(errors[0]?.message ?? '', /re-join of lobby failed/);
 });
+
+test('a live message of a new epoch restarts the position and says notRecovered', async () => {
+  const { client, socket } = await connected();
+  const messages = recordEvents(client, 'message');
+  const notRecovered = recordEvents(client, 'notRecovered');
+  await joinAt(client, socket, 'lobby', 'e1', 40);
+  socket.serverSend(roomMessage('lobby', 41, { epoch: 'e1' }));
+  socket.serverSend(roomMessage('lobby', 1, { epoch: 'e2' })); // history lost: offsets start again
+  socket.serverSend(roomMessage('lobby', 2, { epoch: 'e2' }));
+  socket.serverSend(roomMessage('lobby', 2, { epoch: 'e2' }));
+  assert.deepEqual(messages.map((m) => [m.epoch, m.offset]), [['e1', 41], ['e2', 1], ['e2', 2]]);
+  assert.deepEqual(notRecovered, [{ room: 'lobby', epoch: 'e2', since: 41, offset: 1, reason: 'epoch_changed' }]);
+  assert.deepEqual(client.room('lobby'), { room: 'lobby', epoch: 'e2', offset: 2, status: 'not_recovered' });
+});
