@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod proxies;
+pub use proxies::{Cidr, ProxyProtocol, TrustedProxies};
+
 /// A setting that could not be used, named as its flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -76,6 +79,13 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub handshake_timeout: Duration,
     pub max_pending_handshakes: usize,
+    /// Upgrades in progress from one client address (contract 3.2).
+    pub max_pending_handshakes_per_ip: usize,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` and PROXY headers are
+    /// believed (contract 3.1).
+    pub trusted_proxies: TrustedProxies,
+    /// Which PROXY protocol header the public listener requires.
+    pub proxy_protocol: ProxyProtocol,
     pub outbox_size: usize,
     pub api_max_body_bytes: usize,
     pub log_format: LogFormat,
@@ -191,6 +201,15 @@ pub struct Cli {
     /// Upgrades in progress at once; more are refused with 503. [default: 1024]
     #[arg(long, env = "WSGATE_MAX_PENDING_HANDSHAKES")]
     pub max_pending_handshakes: Option<String>,
+    /// Upgrades in progress from one client address; more are refused with 503. [default: 32]
+    #[arg(long, env = "WSGATE_MAX_PENDING_HANDSHAKES_PER_IP")]
+    pub max_pending_handshakes_per_ip: Option<String>,
+    /// Comma list of CIDRs whose X-Forwarded-For/Forwarded and PROXY headers are believed. [default: none]
+    #[arg(long, env = "WSGATE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// `off`, `v1`, `v2` or `any`: the public listener requires a PROXY protocol header first. [default: off]
+    #[arg(long, env = "WSGATE_PROXY_PROTOCOL")]
+    pub proxy_protocol: Option<String>,
     /// Frames queued for one connection before it is closed as a slow consumer (1013). [default: 1024]
     #[arg(long, env = "WSGATE_OUTBOX_SIZE")]
     pub outbox_size: Option<String>,
@@ -220,7 +239,7 @@ impl Values {
 }
 
 /// Every setting: (flag name, snake_case file key).
-const SETTINGS: [(&str, &str); 31] = [
+const SETTINGS: [(&str, &str); 34] = [
     ("listen", "listen"),
     ("admin-listen", "admin_listen"),
     ("redis-url", "redis_url"),
@@ -247,6 +266,12 @@ const SETTINGS: [(&str, &str); 31] = [
     ("drain-timeout", "drain_timeout"),
     ("handshake-timeout", "handshake_timeout"),
     ("max-pending-handshakes", "max_pending_handshakes"),
+    (
+        "max-pending-handshakes-per-ip",
+        "max_pending_handshakes_per_ip",
+    ),
+    ("trusted-proxies", "trusted_proxies"),
+    ("proxy-protocol", "proxy_protocol"),
     ("outbox-size", "outbox_size"),
     ("api-max-body-bytes", "api_max_body_bytes"),
     ("log-format", "log_format"),
@@ -283,6 +308,12 @@ impl Cli {
             ("drain-timeout", &self.drain_timeout),
             ("handshake-timeout", &self.handshake_timeout),
             ("max-pending-handshakes", &self.max_pending_handshakes),
+            (
+                "max-pending-handshakes-per-ip",
+                &self.max_pending_handshakes_per_ip,
+            ),
+            ("trusted-proxies", &self.trusted_proxies),
+            ("proxy-protocol", &self.proxy_protocol),
             ("outbox-size", &self.outbox_size),
             ("api-max-body-bytes", &self.api_max_body_bytes),
             ("log-format", &self.log_format),
@@ -472,6 +503,19 @@ impl Config {
             }
         }
         let rate_limit = positive(values, "rate-limit", "20")?;
+        let trusted_text = values.or("trusted-proxies", "");
+        let trusted_proxies = TrustedProxies::parse(trusted_text)
+            .map_err(|reason| invalid("trusted-proxies", trusted_text, reason))?;
+        let proxy_text = values.or("proxy-protocol", "off");
+        let proxy_protocol = ProxyProtocol::parse(proxy_text)
+            .ok_or_else(|| invalid("proxy-protocol", proxy_text, "expected off, v1, v2 or any"))?;
+        if proxy_protocol != ProxyProtocol::Off && trusted_proxies.is_empty() {
+            return Err(invalid(
+                "proxy-protocol",
+                proxy_text,
+                "needs --trusted-proxies: only a trusted peer may send a PROXY header",
+            ));
+        }
         let config = Config {
             listen: addr(values, "listen", "0.0.0.0:8080")?,
             admin_listen: addr(values, "admin-listen", "0.0.0.0:9090")?,
@@ -500,6 +544,9 @@ impl Config {
             drain_timeout: duration(values, "drain-timeout", "30s")?,
             handshake_timeout: duration(values, "handshake-timeout", "10s")?,
             max_pending_handshakes: positive(values, "max-pending-handshakes", "1024")?,
+            max_pending_handshakes_per_ip: positive(values, "max-pending-handshakes-per-ip", "32")?,
+            trusted_proxies,
+            proxy_protocol,
             outbox_size: positive(values, "outbox-size", "1024")?,
             api_max_body_bytes: positive(values, "api-max-body-bytes", "1048576")?,
             log_format,

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -72,8 +71,6 @@ pub struct Node {
     pub sessions: TaskTracker,
     /// Cancelled when the node stops (background loops end).
     pub shutdown: CancellationToken,
-    /// Upgrades in progress (admission control).
-    pub handshakes: Arc<Semaphore>,
     draining: AtomicBool,
 }
 
@@ -86,7 +83,6 @@ impl Node {
         inbox: Arc<dyn Inbox>,
         auth: Authenticator,
     ) -> Arc<Node> {
-        let handshakes = Arc::new(Semaphore::new(config.max_pending_handshakes));
         let node = Arc::new(Node {
             config,
             metrics,
@@ -97,7 +93,6 @@ impl Node {
             started_at: now_ms(),
             sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),
-            handshakes,
             draining: AtomicBool::new(false),
         });
         let sink: Arc<dyn BusSink> = node.clone();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -17,8 +17,10 @@ async fn pending_handshakes_are_limited_and_time_out() {
     cfg.max_pending_handshakes = 1;
     cfg.handshake_timeout = Duration::from_millis(300);
     let node = start(cfg).await;
-    // An idle connection holds the only handshake slot...
+    // A request begun and not finished holds the only handshake slot (a
+    // connection that has sent nothing holds none: contract 3.2)...
     let mut idle = TcpStream::connect(node.public).await.unwrap();
+    idle.write_all(b"GET /ws HTTP/1.1\r\n").await.unwrap();
     let public = node.public;
     eventually(
         "a second connection is refused with a raw 503",

@@ -101,3 +101,37 @@ fn auth_must_be_configured() {
     c.allow_anonymous = true;
     assert!(c.check_auth().is_ok());
 }
+
+#[test]
+fn proxy_settings_parse_strictly() {
+    let c = Config::default();
+    assert!(c.trusted_proxies.is_empty());
+    assert_eq!(c.proxy_protocol, ProxyProtocol::Off);
+    assert_eq!(c.max_pending_handshakes_per_ip, 32);
+    let c = parse(&[
+        "--trusted-proxies",
+        "10.0.0.0/8,::1",
+        "--proxy-protocol",
+        "v2",
+        "--max-pending-handshakes-per-ip",
+        "4",
+    ])
+    .unwrap();
+    assert!(c.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+    assert_eq!(c.proxy_protocol, ProxyProtocol::V2);
+    assert_eq!(c.max_pending_handshakes_per_ip, 4);
+    for (args, name) in [
+        (vec!["--trusted-proxies", "10.0.0.0/33"], "trusted-proxies"),
+        (vec!["--trusted-proxies", "10.0.0.1/8"], "trusted-proxies"),
+        (vec!["--trusted-proxies", "ingress"], "trusted-proxies"),
+        (vec!["--proxy-protocol", "v3"], "proxy-protocol"),
+        (vec!["--proxy-protocol", "v1"], "proxy-protocol"),
+        (
+            vec!["--max-pending-handshakes-per-ip", "0"],
+            "max-pending-handshakes-per-ip",
+        ),
+    ] {
+        let err = parse(&args).unwrap_err().to_string();
+        assert!(err.contains(&format!("--{name}")), "{args:?}: {err}");
+    }
+}

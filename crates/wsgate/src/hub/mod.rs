@@ -10,7 +10,6 @@
 //! decides what goes to the cluster.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -246,7 +245,6 @@ pub struct Hub {
     conns: RwLock<HashMap<ConnId, Arc<Conn>>>,
     users: RwLock<HashMap<Arc<str>, Vec<Arc<Conn>>>>,
     rooms: RwLock<HashMap<Arc<str>, RoomLocal>>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_id: AtomicU64,
 }
 
@@ -271,28 +269,6 @@ impl Hub {
     /// A fresh connection id.
     pub fn next_id(&self) -> ConnId {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Counts a connection from `ip`; false (and nothing counted) at the limit.
-    pub fn try_claim_ip(&self, ip: IpAddr, limit: usize) -> bool {
-        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(ip).or_insert(0);
-        if *n >= limit {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    /// Releases a connection counted by [`Hub::try_claim_ip`].
-    pub fn release_ip(&self, ip: IpAddr) {
-        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&ip);
-            }
-        }
     }
 
     /// Open connections.
@@ -505,16 +481,5 @@ mod tests {
         assert!(c.take(&mut out, 1), "one frame left");
         assert!(!c.take(&mut out, 10));
         assert_eq!(out.len(), 2);
-    }
-
-    #[test]
-    fn ip_limit() {
-        let hub = Hub::new();
-        let ip: IpAddr = "127.0.0.9".parse().unwrap();
-        assert!(hub.try_claim_ip(ip, 2));
-        assert!(hub.try_claim_ip(ip, 2));
-        assert!(!hub.try_claim_ip(ip, 2));
-        hub.release_ip(ip);
-        assert!(hub.try_claim_ip(ip, 2));
     }
 }

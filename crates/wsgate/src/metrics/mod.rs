@@ -24,10 +24,12 @@ pub enum RejectReason {
     Draining,
     NotReady,
     HandshakeLimit,
+    HandshakeIpLimit,
+    Proxy,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 8] = [
+    const ALL: [RejectReason; 10] = [
         RejectReason::BadRequest,
         RejectReason::Unauthorized,
         RejectReason::Origin,
@@ -36,6 +38,8 @@ impl RejectReason {
         RejectReason::Draining,
         RejectReason::NotReady,
         RejectReason::HandshakeLimit,
+        RejectReason::HandshakeIpLimit,
+        RejectReason::Proxy,
     ];
 
     /// The label value.
@@ -49,6 +53,8 @@ impl RejectReason {
             RejectReason::Draining => "draining",
             RejectReason::NotReady => "not_ready",
             RejectReason::HandshakeLimit => "handshake_limit",
+            RejectReason::HandshakeIpLimit => "handshake_ip_limit",
+            RejectReason::Proxy => "proxy",
         }
     }
 }

@@ -2,25 +2,40 @@
 //!
 //! Public listener: `GET /ws` (upgrade), `/healthz`, `/readyz`, and the demo
 //! page. Admin listener: `/metrics`, `/api/v1/*`, `/healthz`, `/readyz`.
-//! Both run hyper 1.x HTTP/1.1 connections with a header read timeout
-//! (`handshake-timeout`), and the public listener admits at most
-//! `max-pending-handshakes` connections that have not upgraded yet: past that,
-//! a raw 503 is written without parsing anything (admission control).
+//! Both run hyper 1.x HTTP/1.1 connections whose header read timeout
+//! (`handshake-timeout`) also closes idle keep-alive connections.
+//!
+//! A public connection first reads the PROXY protocol header when
+//! `--proxy-protocol` asks for one (only from a trusted peer; anything else
+//! is closed before any HTTP is read, [`proxy_protocol`]). Its requests then
+//! go through admission ([`admission`], [`admitted_io`]): each request holds
+//! a handshake slot from its first byte until it is answered, and an upgrade
+//! past the node's or the client address's limit gets a 503 at once. Each
+//! request's client address ([`client_addr`]) is the peer's, or what trusted
+//! proxies forwarded; per-IP limits and logs use it.
 
+pub mod admission;
+pub mod admitted_io;
+pub mod client_addr;
 pub mod demo;
+pub mod proxy_protocol;
 pub mod upgrade;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use self::admission::{Admission, HandshakeSlots};
+use self::admitted_io::{AdmittedIo, ConnAdmission};
+use self::client_addr::ClientAddr;
+use crate::config::ProxyProtocol;
 use crate::metrics::RejectReason;
 use crate::node::Node;
 use crate::response::{error, json, respond, Body};
@@ -52,6 +67,10 @@ pub enum Listener {
 
 /// Accepts connections until the node shuts down.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, kind: Listener) {
+    // One admission state per node: only the public listener has a listener
+    // task that builds it.
+    let admission =
+        (kind == Listener::Public).then(|| Admission::new(&node.config, node.metrics.clone()));
     loop {
         let accepted = tokio::select! {
             () = node.shutdown.cancelled() => return,
@@ -71,33 +90,105 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, kind: Listener) {
             debug!(peer = %peer, error = %e, "Could not set TCP_NODELAY.");
         }
         let node = node.clone();
-        tokio::spawn(connection(node, stream, peer, kind));
+        match &admission {
+            None => {
+                tokio::spawn(serve_http(node, TokioIo::new(stream), peer, kind, None));
+            }
+            Some(admission) => {
+                tokio::spawn(public_connection(node, admission.clone(), stream, peer));
+            }
+        }
     }
 }
 
-async fn connection(node: Arc<Node>, mut stream: TcpStream, peer: SocketAddr, kind: Listener) {
-    let _permit = match kind {
-        Listener::Admin => None,
-        Listener::Public => match node.handshakes.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                node.metrics.rejected(RejectReason::HandshakeLimit);
-                // Bounded: a peer that never reads is dropped after 1 s.
-                if tokio::time::timeout(std::time::Duration::from_secs(1), busy_close(&mut stream))
-                    .await
-                    .is_err()
-                {
-                    debug!(peer = %peer, "Busy answer not taken within 1 s.");
-                }
-                return;
-            }
+/// A public connection: the PROXY header when required, then HTTP through
+/// admission.
+async fn public_connection(
+    node: Arc<Node>,
+    admission: Arc<Admission>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let (hop, prefix) = match node.config.proxy_protocol {
+        ProxyProtocol::Off => (peer.ip(), Bytes::new()),
+        mode => match proxy_header(&node, &mut stream, peer, mode).await {
+            Some(found) => found,
+            // Closed (dropped) before any HTTP is read.
+            None => return,
         },
     };
+    let hop = hop.to_canonical();
+    // An untrusted hop is the client: its per-IP slot is taken at the first
+    // byte. A trusted one forwards others, known once the head is read.
+    let direct = (!node.config.trusted_proxies.contains(hop)).then_some(hop);
+    let conn = ConnAdmission::new(admission, direct);
+    let io = AdmittedIo::new(stream, prefix, conn.clone());
+    let hop = Hop { peer, ip: hop };
+    serve_http(
+        node,
+        TokioIo::new(io),
+        peer,
+        Listener::Public,
+        Some((hop, conn)),
+    )
+    .await;
+}
+
+/// Reads the PROXY protocol header of a connection from `peer`; the address
+/// it carries (the peer's when it carries none) and the bytes after it.
+/// `None` (counted as `reason="proxy"`) when the peer is not trusted, the
+/// header is bad or missing, or it does not come within the handshake timeout.
+async fn proxy_header(
+    node: &Node,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    mode: ProxyProtocol,
+) -> Option<(IpAddr, Bytes)> {
+    let refuse = |why: &dyn std::fmt::Display| {
+        node.metrics.rejected(RejectReason::Proxy);
+        debug!(peer = %peer, reason = %why, "Connection refused before HTTP.");
+        None
+    };
+    if !node.config.trusted_proxies.contains(peer.ip()) {
+        return refuse(&"PROXY protocol from a peer not in --trusted-proxies");
+    }
+    let read = proxy_protocol::read_header(stream, mode);
+    match tokio::time::timeout(node.config.handshake_timeout, read).await {
+        Ok(Ok((header, rest))) => Some((header.source.map_or(peer.ip(), |s| s.ip()), rest)),
+        Ok(Err(e)) => refuse(&e),
+        Err(_) => refuse(&"no PROXY protocol header within the handshake timeout"),
+    }
+}
+
+/// Where a public connection came from: the TCP peer, and the address that
+/// delivered it (the PROXY header's source, else the peer).
+#[derive(Debug, Clone, Copy)]
+struct Hop {
+    peer: SocketAddr,
+    ip: IpAddr,
+}
+
+/// Serves HTTP/1.1 on `io`; `public` is set on the public listener.
+async fn serve_http<I>(
+    node: Arc<Node>,
+    io: I,
+    peer: SocketAddr,
+    kind: Listener,
+    public: Option<(Hop, Arc<ConnAdmission>)>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service = {
         let node = node.clone();
-        service_fn(move |req| {
+        service_fn(move |req: Request<Incoming>| {
             let node = node.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(node, req, peer, kind).await) }
+            // The head is read: the request's slots go with it.
+            let admit = public.as_ref().map(|(hop, conn)| {
+                let ip = client_addr::resolve(hop.ip, &node.config.trusted_proxies, req.headers());
+                let client = ClientAddr { ip, peer: hop.peer };
+                (client, conn.clone(), conn.answering())
+            });
+            async move { Ok::<_, std::convert::Infallible>(route(node, req, kind, admit).await) }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -105,50 +196,36 @@ async fn connection(node: Arc<Node>, mut stream: TcpStream, peer: SocketAddr, ki
         .timer(TokioTimer::new())
         .header_read_timeout(node.config.handshake_timeout)
         .max_buf_size(64 * 1024);
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let conn = builder.serve_connection(io, service).with_upgrades();
     let conn = std::pin::pin!(conn);
     if let Err(e) = conn.await {
         debug!(peer = %peer, error = %e, "HTTP connection ended with an error.");
     }
 }
 
-/// Writes the raw 503 and closes gracefully: the unread request is drained
-/// (a little, until the client closes) so the close is a FIN, not a reset
-/// that would discard the response before the client reads it.
-async fn busy_close(stream: &mut TcpStream) {
-    if stream
-        .write_all(crate::response::raw_busy_response())
-        .await
-        .is_err()
-    {
-        return;
-    }
-    if stream.shutdown().await.is_err() {
-        return;
-    }
-    let mut sink = [0u8; 1024];
-    let mut left: usize = 16 * 1024;
-    while left > 0 {
-        match stream.read(&mut sink).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => left = left.saturating_sub(n),
-        }
-    }
-}
+/// A public request's admission: its client address, its connection's
+/// state, and the handshake slots taken at its first byte.
+pub type Admit = (ClientAddr, Arc<ConnAdmission>, Option<HandshakeSlots>);
 
 async fn route(
     node: Arc<Node>,
     req: Request<Incoming>,
-    peer: SocketAddr,
     kind: Listener,
+    admit: Option<Admit>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    // Only an upgrade keeps its handshake slots until it is answered.
+    let admit = match admit {
+        Some((client, conn, slots)) if path == "/ws" => Some((client, conn, slots)),
+        _ => None,
+    };
     match (kind, path.as_str()) {
         (_, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         (_, "/readyz") => readyz(&node),
-        (Listener::Public, "/ws") => upgrade::upgrade(&node, req, peer),
+        (Listener::Public, "/ws") => match admit {
+            Some(admit) => upgrade::upgrade(&node, req, admit),
+            None => error(StatusCode::NOT_FOUND, "not_found", "no such path"),
+        },
         (Listener::Admin, "/metrics") => {
             node.metrics
                 .ready

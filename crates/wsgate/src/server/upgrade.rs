@@ -1,17 +1,18 @@
 //! The `/ws` upgrade: checks in the contract's order, then the hand-over of the
 //! upgraded socket to a session.
 //!
-//! Refusals, each with a JSON body and counted by reason: 400 bad upgrade
-//! request · 503 draining, not ready or node full · 403 origin not allowed ·
-//! 401 missing, invalid or expired token · 429 too many connections from this
-//! IP. Not ready (cluster mode, Redis unreachable or subscriptions not live):
+//! Refusals, each with a JSON body and counted by reason: 503 too many
+//! handshakes in progress (node or client address, when not refused at the
+//! first byte already, see [`super::admitted_io`]) · 400 bad upgrade request
+//! · 503 draining, not ready or node full · 403 origin not allowed · 401
+//! missing, invalid or expired token · 429 too many connections from this
+//! client address ([`super::client_addr`]). Not ready (cluster mode, Redis unreachable or subscriptions not live):
 //! the node could neither replay the inbox nor register the connection, so it
 //! could not keep contract 5.1 (replay before live); `/readyz` says the same.
 //!
 //! The WebSocket runs on the hyper connection's upgraded IO with small buffers
 //! (see [`ws_config`]); the session task is tracked so the drain can wait for it.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::{header, HeaderMap, Request, Response, StatusCode};
@@ -20,14 +21,17 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
-use tracing::debug;
+use tracing::{debug, Instrument};
 use wsgate_protocol::Codec;
 
+use super::admission::Refusal;
+use super::Admit;
 use crate::auth::AuthError;
 use crate::config::{Config, OriginPolicy};
 use crate::metrics::RejectReason;
 use crate::node::Node;
 use crate::response::{error, Body};
+use crate::server::client_addr::ClientAddr;
 
 /// Read chunk per connection: small, because most connections are idle and
 /// most client frames are small. A larger frame is still read whole (the
@@ -133,12 +137,40 @@ pub fn origin_allowed(policy: &OriginPolicy, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Handles `GET /ws`.
-pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// A 503 for an admission refusal (already counted), with `Retry-After`.
+fn busy(refusal: Refusal, client: &ClientAddr) -> Response<Body> {
+    debug!(client = %client, reason = refusal.reason().as_str(), "Upgrade refused.");
+    let mut res = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        refusal.to_string(),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    res
+}
+
+/// Handles `GET /ws`. The handshake slots in `admit` are held until this
+/// returns (the request is answered).
+pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Response<Body> {
+    let (client, conn, slots) = admit;
+    let admission = conn.admission().clone();
+    // A pipelined request was read without a first-byte slot: take it now.
+    let mut slots = match slots {
+        Some(s) => s,
+        None => match admission.begin_handshake(None) {
+            Ok(s) => s,
+            Err(refusal) => return busy(refusal, &client),
+        },
+    };
+    // Behind a trusted proxy the client's address is known only now.
+    if let Err(refusal) = slots.claim_ip(client.ip) {
+        return busy(refusal, &client);
+    }
     let metrics = &node.metrics;
     let refuse = |reason: RejectReason, status: StatusCode, code: &str, message: &str| {
         metrics.rejected(reason);
-        debug!(peer = %peer, reason = reason.as_str(), "Upgrade refused.");
+        debug!(client = %client, peer = %client.peer, reason = reason.as_str(), "Upgrade refused.");
         error(status, code, message)
     };
     let headers = req.headers();
@@ -195,14 +227,14 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, peer: SocketAddr) -
             reason,
         );
     }
-    if node.hub.len() >= node.config.max_connections {
-        return refuse(
-            RejectReason::NodeFull,
+    let Ok(connection_slot) = admission.claim_connection() else {
+        debug!(client = %client, reason = "node_full", "Upgrade refused.");
+        return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "node is full",
         );
-    }
+    };
     if !origin_allowed(&node.config.allowed_origins, headers) {
         return refuse(
             RejectReason::Origin,
@@ -253,40 +285,40 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, peer: SocketAddr) -
             );
         }
     };
-    let ip = peer.ip();
-    if !node
-        .hub
-        .try_claim_ip(ip, node.config.max_connections_per_ip)
-    {
-        return refuse(
-            RejectReason::IpLimit,
+    let Ok(ip_slot) = admission.claim_ip(client.ip) else {
+        debug!(client = %client, reason = "ip_limit", "Upgrade refused.");
+        return error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_connections",
             "too many connections from this IP",
         );
-    }
+    };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let session_node = node.clone();
-    node.sessions.spawn(async move {
-        let _ip = IpGuard {
-            node: &session_node,
-            ip,
-        };
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                session_node.metrics.connections_accepted.inc();
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config(&session_node.config)),
-                )
-                .await;
-                crate::session::run(session_node.clone(), ws, identity, codec).await;
+    let span = tracing::debug_span!("session", client = %client);
+    node.sessions.spawn(
+        async move {
+            // Held for the session's whole life.
+            let _slots = (connection_slot, ip_slot);
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    session_node.metrics.connections_accepted.inc();
+                    let ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(ws_config(&session_node.config)),
+                    )
+                    .await;
+                    crate::session::run(session_node.clone(), ws, identity, codec).await;
+                }
+                Err(e) => debug!(error = %e, "Upgrade failed after the 101."),
             }
-            Err(e) => debug!(error = %e, "Upgrade failed after the 101."),
         }
-    });
+        .instrument(span),
+    );
+    // Its reads now belong to the WebSocket: they take no handshake slot.
+    conn.upgraded();
 
     let mut res = Response::new(Body::default());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -309,18 +341,6 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, peer: SocketAddr) -
         );
     }
     res
-}
-
-/// Releases the per-IP count when the session ends, however it ends.
-struct IpGuard<'a> {
-    node: &'a Node,
-    ip: IpAddr,
-}
-
-impl Drop for IpGuard<'_> {
-    fn drop(&mut self) {
-        self.node.hub.release_ip(self.ip);
-    }
 }
 
 #[cfg(test)]
