@@ -50,6 +50,18 @@ pub enum OriginPolicy {
     List(Vec<String>),
 }
 
+/// How the node reaches Redis (`--redis-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One primary at `--redis-url`.
+    Single,
+    /// `--redis-url` lists Sentinels; they name the primary of
+    /// `--redis-sentinel-master`, and the node follows a failover.
+    Sentinel,
+    /// `--redis-url` lists Redis Cluster seed nodes.
+    Cluster,
+}
+
 /// The validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -57,6 +69,10 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    pub redis_mode: RedisMode,
+    pub redis_sentinel_master: String,
+    pub redis_wait_replicas: usize,
+    pub redis_wait_timeout: Duration,
     pub node_id: String,
     pub jwt_secret: Option<String>,
     pub jwt_public_key_file: Option<PathBuf>,
@@ -129,12 +145,24 @@ pub struct Cli {
     /// Admin listener: /metrics, /api/v1/*, /healthz, /readyz. [default: 0.0.0.0:9090]
     #[arg(long, env = "WSGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
-    /// redis:// or rediss:// URL; unset runs standalone with in-memory state.
+    /// redis:// or rediss:// URL (a comma list in sentinel and cluster mode); unset runs standalone with in-memory state.
     #[arg(long, env = "WSGATE_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel. [default: wsgate]
     #[arg(long, env = "WSGATE_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
+    /// `single` (one primary at --redis-url), `sentinel` (--redis-url lists Sentinels), `cluster` (--redis-url lists Redis Cluster seed nodes). [default: single]
+    #[arg(long, env = "WSGATE_REDIS_MODE")]
+    pub redis_mode: Option<String>,
+    /// The Sentinel service name of the primary. [default: mymaster]
+    #[arg(long, env = "WSGATE_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// Replicas that must hold a stored direct message before the sender's ok (Redis WAIT). [default: 0]
+    #[arg(long, env = "WSGATE_REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<String>,
+    /// How long to wait for those replicas; past it the sender gets unavailable. [default: 1s]
+    #[arg(long, env = "WSGATE_REDIS_WAIT_TIMEOUT")]
+    pub redis_wait_timeout: Option<String>,
     /// Instance ID, unique in a cluster. [default: hostname + random suffix]
     #[arg(long, env = "WSGATE_NODE_ID")]
     pub node_id: Option<String>,
@@ -239,11 +267,15 @@ impl Values {
 }
 
 /// Every setting: (flag name, snake_case file key).
-const SETTINGS: [(&str, &str); 34] = [
+const SETTINGS: [(&str, &str); 38] = [
     ("listen", "listen"),
     ("admin-listen", "admin_listen"),
     ("redis-url", "redis_url"),
     ("redis-prefix", "redis_prefix"),
+    ("redis-mode", "redis_mode"),
+    ("redis-sentinel-master", "redis_sentinel_master"),
+    ("redis-wait-replicas", "redis_wait_replicas"),
+    ("redis-wait-timeout", "redis_wait_timeout"),
     ("node-id", "node_id"),
     ("jwt-secret", "jwt_secret"),
     ("jwt-public-key-file", "jwt_public_key_file"),
@@ -286,6 +318,10 @@ impl Cli {
             ("admin-listen", &self.admin_listen),
             ("redis-url", &self.redis_url),
             ("redis-prefix", &self.redis_prefix),
+            ("redis-mode", &self.redis_mode),
+            ("redis-sentinel-master", &self.redis_sentinel_master),
+            ("redis-wait-replicas", &self.redis_wait_replicas),
+            ("redis-wait-timeout", &self.redis_wait_timeout),
             ("node-id", &self.node_id),
             ("jwt-secret", &self.jwt_secret),
             ("jwt-public-key-file", &self.jwt_public_key_file),
@@ -436,6 +472,15 @@ fn optional(values: &Values, name: &'static str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The entries of a comma list of Redis URLs.
+pub fn split_urls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn default_node_id() -> String {
     let host = hostname::get()
         .ok()
@@ -451,16 +496,68 @@ fn default_node_id() -> String {
 
 impl Config {
     fn from_values(values: &Values) -> Result<Config, ConfigError> {
+        let redis_mode = match values.or("redis-mode", "single").trim() {
+            "single" => RedisMode::Single,
+            "sentinel" => RedisMode::Sentinel,
+            "cluster" => RedisMode::Cluster,
+            other => {
+                return Err(invalid(
+                    "redis-mode",
+                    other,
+                    "expected single, sentinel or cluster",
+                ))
+            }
+        };
         let redis_url = optional(values, "redis-url");
         if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            let urls = split_urls(url);
+            if urls.is_empty() {
                 return Err(invalid(
                     "redis-url",
                     url,
                     "expected a redis:// or rediss:// URL",
                 ));
             }
+            if redis_mode == RedisMode::Single && urls.len() > 1 {
+                return Err(invalid(
+                    "redis-url",
+                    url,
+                    "one URL in single mode (a list needs --redis-mode sentinel or cluster)",
+                ));
+            }
+            for u in &urls {
+                if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                    return Err(invalid(
+                        "redis-url",
+                        u,
+                        "expected a redis:// or rediss:// URL",
+                    ));
+                }
+            }
         }
+        let redis_sentinel_master = values
+            .or("redis-sentinel-master", "mymaster")
+            .trim()
+            .to_owned();
+        if redis_sentinel_master.is_empty()
+            || redis_sentinel_master
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "redis-sentinel-master",
+                &redis_sentinel_master,
+                "expected a Sentinel service name without spaces",
+            ));
+        }
+        let wait_text = values.or("redis-wait-replicas", "0");
+        let redis_wait_replicas: usize = wait_text.trim().parse().map_err(|_| {
+            invalid(
+                "redis-wait-replicas",
+                wait_text,
+                "expected a whole number (0 = do not wait)",
+            )
+        })?;
         let redis_prefix = values.or("redis-prefix", "wsgate").trim().to_owned();
         if !wsgate_protocol::names::is_valid_name(&redis_prefix) {
             return Err(invalid(
@@ -521,6 +618,10 @@ impl Config {
             admin_listen: addr(values, "admin-listen", "0.0.0.0:9090")?,
             redis_url,
             redis_prefix,
+            redis_mode,
+            redis_sentinel_master,
+            redis_wait_replicas,
+            redis_wait_timeout: duration(values, "redis-wait-timeout", "1s")?,
             node_id,
             jwt_secret: optional(values, "jwt-secret"),
             jwt_public_key_file,
@@ -559,6 +660,7 @@ impl Config {
             ("inbox-ttl", config.inbox_ttl),
             ("node-ttl", config.node_ttl),
             ("handshake-timeout", config.handshake_timeout),
+            ("redis-wait-timeout", config.redis_wait_timeout),
         ] {
             if d.is_zero() {
                 return Err(invalid(name, "0", "must be more than zero"));

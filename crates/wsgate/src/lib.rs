@@ -123,8 +123,8 @@ pub fn start(
                     metrics.clone(),
                 )),
             ),
-            Some(url) => {
-                let redis = crate::redis::Redis::new(url, &config)?;
+            Some(_) => {
+                let redis = crate::redis::Redis::new(&config)?;
                 (
                     Arc::new(cluster::redis::RedisBroker::new(
                         redis.clone(),
@@ -134,8 +134,7 @@ pub fn start(
                     Arc::new(inbox::redis::ListInbox::new(
                         redis,
                         metrics.clone(),
-                        config.inbox_max,
-                        config.inbox_ttl,
+                        &config,
                     )),
                 )
             }

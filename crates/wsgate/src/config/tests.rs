@@ -135,3 +135,58 @@ fn proxy_settings_parse_strictly() {
         assert!(err.contains(&format!("--{name}")), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn redis_mode_settings_default_and_validate() {
+    let c = Config::default();
+    assert_eq!(c.redis_mode, RedisMode::Single);
+    assert_eq!(c.redis_sentinel_master, "mymaster");
+    assert_eq!(c.redis_wait_replicas, 0);
+    assert_eq!(c.redis_wait_timeout, Duration::from_secs(1));
+
+    let c = parse(&[
+        "--redis-mode",
+        "sentinel",
+        "--redis-url",
+        "redis://s1:26379, rediss://s2:26379",
+        "--redis-sentinel-master",
+        "primary-a",
+        "--redis-wait-replicas",
+        "1",
+        "--redis-wait-timeout",
+        "250ms",
+    ])
+    .unwrap();
+    assert_eq!(c.redis_mode, RedisMode::Sentinel);
+    assert_eq!(
+        split_urls(c.redis_url.as_deref().unwrap()),
+        ["redis://s1:26379", "rediss://s2:26379"]
+    );
+    assert_eq!(c.redis_sentinel_master, "primary-a");
+    assert_eq!(c.redis_wait_replicas, 1);
+    assert_eq!(c.redis_wait_timeout, Duration::from_millis(250));
+
+    for (args, name) in [
+        (vec!["--redis-mode", "ring"], "redis-mode"),
+        (vec!["--redis-url", "redis://a,redis://b"], "redis-url"),
+        (
+            vec![
+                "--redis-mode",
+                "cluster",
+                "--redis-url",
+                "redis://a,http://b",
+            ],
+            "redis-url",
+        ),
+        (
+            vec!["--redis-sentinel-master", "my master"],
+            "redis-sentinel-master",
+        ),
+        (vec!["--redis-wait-replicas=-1"], "redis-wait-replicas"),
+        (vec!["--redis-wait-replicas", "two"], "redis-wait-replicas"),
+        (vec!["--redis-wait-timeout", "0s"], "redis-wait-timeout"),
+    ] {
+        let err = parse(&args).unwrap_err().to_string();
+        assert!(err.contains(&format!("--{name}")), "{args:?}: {err}");
+    }
+}

@@ -25,8 +25,9 @@ use tracing::debug;
 use wsgate_protocol::MessageFrame;
 
 use super::{Acked, Inbox, InboxError};
+use crate::config::Config;
 use crate::metrics::{BrokerOp, Metrics};
-use crate::redis::{Redis, RedisError};
+use crate::redis::{Redis, RedisError, OP_TIMEOUT};
 
 /// Redis TTL margin past the inbox expiry.
 const SAFETY_MS: u64 = 3_600_000;
@@ -39,6 +40,8 @@ pub struct ListInbox {
     metrics: Arc<Metrics>,
     max: usize,
     ttl: Duration,
+    /// `--redis-wait-replicas` and `--redis-wait-timeout`.
+    wait: Option<(usize, Duration)>,
 }
 
 fn encode_entry(message: &MessageFrame) -> Result<Vec<u8>, InboxError> {
@@ -70,13 +73,41 @@ fn entries(value: &Value) -> Vec<&[u8]> {
 }
 
 impl ListInbox {
-    pub fn new(redis: Arc<Redis>, metrics: Arc<Metrics>, max: usize, ttl: Duration) -> ListInbox {
+    pub fn new(redis: Arc<Redis>, metrics: Arc<Metrics>, config: &Config) -> ListInbox {
         ListInbox {
             redis,
             metrics,
-            max,
-            ttl,
+            max: config.inbox_max,
+            ttl: config.inbox_ttl,
+            wait: (config.redis_wait_replicas > 0)
+                .then_some((config.redis_wait_replicas, config.redis_wait_timeout)),
         }
+    }
+
+    /// With `--redis-wait-replicas N`: `WAIT N` on the connection that made
+    /// the store, so the store is on N replicas before the sender's `ok`.
+    /// Refused at once while the primary is known to have fewer than N.
+    async fn confirm(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+    ) -> Result<(), RedisError> {
+        let Some((wanted, timeout)) = self.wait else {
+            return Ok(());
+        };
+        let acked: usize = self
+            .redis
+            .timed_for(
+                timeout + OP_TIMEOUT,
+                redis::cmd("WAIT")
+                    .arg(wanted)
+                    .arg(timeout.as_millis() as u64)
+                    .query_async(conn),
+            )
+            .await?;
+        if acked < wanted {
+            return Err(RedisError::Replicas { acked, wanted });
+        }
+        Ok(())
     }
 }
 
@@ -89,8 +120,23 @@ impl Inbox for ListInbox {
         message.replay = false;
         let entry = encode_entry(&message)?;
         let ttl_ms = self.ttl.as_millis() as u64;
-        let mut conn = r.conn().await?;
-        let mut index_conn = conn.clone();
+        if let (Some((wanted, _)), Some(known)) = (self.wait, r.known_replicas()) {
+            if known < wanted {
+                return Err(RedisError::Replicas {
+                    acked: known,
+                    wanted,
+                }
+                .into());
+            }
+        }
+        // Stores that wait for replicas have a connection of their own:
+        // `WAIT` blocks the connection it runs on.
+        let mut conn = if self.wait.is_some() {
+            r.durable_conn().await?
+        } else {
+            r.conn().await?
+        };
+        let mut index_conn = r.conn().await?;
         // The index entry goes out first on the same connection, in the same
         // round trip. Its time is this node's estimate; the sweeper checks
         // the inbox's own expiry before deleting, so a skewed clock only
@@ -108,6 +154,7 @@ impl Inbox for ListInbox {
         let store = r.timed(invocation.invoke_async::<(u64, u64, u64)>(&mut conn));
         let (indexed, stored) = tokio::join!(index, store);
         let (trimmed, expired, _expires) = stored?;
+        self.confirm(&mut conn).await?;
         if let Err(e) = indexed {
             // The message is stored; only the sweeper's count of its expiry
             // may be lost (the Redis TTL still removes it, and a read counts it).

@@ -1,31 +1,48 @@
-//! The command connection: one multiplexed connection shared by every task,
-//! made by a `deadpool-redis` pool (which re-creates it after a failure),
-//! every call bounded by [`OP_TIMEOUT`]; and the client that opens the
-//! dedicated pub/sub connection.
+//! The connections to Redis: one multiplexed command connection shared by
+//! every task, every call bounded by [`OP_TIMEOUT`]; a dedicated connection
+//! for stores that wait for replicas (`WAIT` blocks the connection it runs
+//! on, so it never shares the main one); and dedicated pub/sub connections
+//! for the broker's subscriber.
+//!
+//! Where they go depends on `--redis-mode` ([`Target`]): `single` connects to
+//! the URL; `sentinel` asks the Sentinels for the primary of
+//! `--redis-sentinel-master` each time it (re)connects, with the URL's
+//! credentials and TLS scheme, and checks the answer really is a primary
+//! (`ROLE`). A command answered `READONLY` (a primary demoted by a failover)
+//! or a broken connection drops the connection, so the next command asks
+//! again; either also bumps [`Redis::primary_changes`], which makes the
+//! subscriber reconnect its pub/sub connection too.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::aio::{MultiplexedConnection, PubSub};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, ServerErrorKind, TlsMode};
+use tokio::sync::watch;
 
 use super::keys::Keys;
 use super::scripts::Scripts;
-use crate::config::{Config, ConfigError};
+use crate::config::{split_urls, Config, ConfigError, RedisMode};
 
 /// Longest any Redis command may take before it counts as a failure.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pooled command connections.
-const POOL_SIZE: usize = 32;
 
 /// Why a Redis call failed. Whether a write happened is unknown for every
 /// variant but [`RedisError::Pool`]: callers answer `unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     #[error("no Redis connection")]
-    Pool(#[source] deadpool_redis::PoolError),
+    Connect(#[source] redis::RedisError),
+    #[error("no writable Redis primary known")]
+    NoPrimary(#[source] redis::RedisError),
     #[error("Redis connection failed")]
     Connection(#[source] redis::RedisError),
+    #[error("Redis answered READONLY: the primary was demoted")]
+    ReadOnly(#[source] redis::RedisError),
+    #[error("{acked} of {wanted} replicas confirmed the write in time")]
+    Replicas { acked: usize, wanted: usize },
     #[error("Redis refused the command")]
     Command(#[source] redis::RedisError),
     #[error("Redis did not answer within {0:?}")]
@@ -34,42 +51,96 @@ pub enum RedisError {
     Reply(&'static str),
 }
 
+/// Where the connections go.
+enum Target {
+    Single(redis::Client),
+    Sentinel {
+        sentinel: tokio::sync::Mutex<Sentinel>,
+        master: String,
+        node: SentinelNodeConnectionInfo,
+    },
+}
+
 /// The Redis side of a node: connections, key names, scripts.
 pub struct Redis {
-    pool: Pool,
+    target: Target,
+    /// The shared command connection and the one for replica-confirmed stores.
     shared: Mutex<Option<MultiplexedConnection>>,
-    client: redis::Client,
+    durable: Mutex<Option<MultiplexedConnection>>,
+    /// One connect at a time (the others then reuse its connection).
+    connecting: tokio::sync::Mutex<()>,
+    primary_changes: watch::Sender<u64>,
+    /// Whether primary changes can happen (sentinel mode).
+    follows_failover: bool,
+    /// Replicas the primary reported at the last [`Redis::poll_replicas`];
+    /// -1 before the first answer.
+    replicas: AtomicI64,
     keys: Keys,
     scripts: Scripts,
+}
+
+fn connection_config() -> AsyncConnectionConfig {
+    // Every call is bounded by `timed` instead: one place, one limit.
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(OP_TIMEOUT))
+        .set_response_timeout(None)
 }
 
 impl Redis {
     /// Prepares the connections (nothing connects yet: a node starts, not
     /// ready, even while Redis is down).
-    pub fn new(url: &str, config: &Config) -> Result<Arc<Redis>, ConfigError> {
+    pub fn new(config: &Config) -> Result<Arc<Redis>, ConfigError> {
+        let url = config.redis_url.clone().unwrap_or_default();
         let invalid = |reason: String| ConfigError::Invalid {
             name: "redis-url",
-            value: url.to_owned(),
+            value: url.clone(),
             reason,
         };
-        let client = redis::Client::open(url).map_err(|e| invalid(e.to_string()))?;
-        let mut pool_config = deadpool_redis::Config::from_url(url);
-        pool_config.pool = Some(PoolConfig {
-            max_size: POOL_SIZE,
-            timeouts: Timeouts {
-                wait: Some(OP_TIMEOUT),
-                create: Some(OP_TIMEOUT),
-                recycle: Some(OP_TIMEOUT),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = pool_config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| invalid(e.to_string()))?;
+        let urls = split_urls(&url);
+        let first = urls.first().ok_or_else(|| invalid("no Redis URL".into()))?;
+        let target = match config.redis_mode {
+            RedisMode::Single => Target::Single(
+                redis::Client::open(first.as_str()).map_err(|e| invalid(e.to_string()))?,
+            ),
+            RedisMode::Sentinel => {
+                let infos = urls
+                    .iter()
+                    .map(|u| u.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(e.to_string()))?;
+                // The URLs' credentials and scheme apply to the primary too.
+                let mut node = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(infos[0].redis_settings().clone());
+                if let ConnectionAddr::TcpTls { insecure, .. } = infos[0].addr() {
+                    node = node.set_tls_mode(if *insecure {
+                        TlsMode::Insecure
+                    } else {
+                        TlsMode::Secure
+                    });
+                }
+                let sentinel = Sentinel::build(infos).map_err(|e| invalid(e.to_string()))?;
+                Target::Sentinel {
+                    sentinel: tokio::sync::Mutex::new(sentinel),
+                    master: config.redis_sentinel_master.clone(),
+                    node,
+                }
+            }
+            RedisMode::Cluster => {
+                return Err(ConfigError::Invalid {
+                    name: "redis-mode",
+                    value: "cluster".into(),
+                    reason: "Redis Cluster mode is not built yet".into(),
+                })
+            }
+        };
         Ok(Arc::new(Redis {
-            pool,
+            target,
             shared: Mutex::new(None),
-            client,
+            durable: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            primary_changes: watch::Sender::new(0),
+            follows_failover: config.redis_mode == RedisMode::Sentinel,
+            replicas: AtomicI64::new(-1),
             keys: Keys::new(&config.redis_prefix),
             scripts: Scripts::new(),
         }))
@@ -83,50 +154,158 @@ impl Redis {
         &self.scripts
     }
 
-    /// The command connection: one multiplexed connection taken from the
-    /// pool and shared by every task (commands pipeline on it, in order).
-    /// Checking a connection out of the pool for each command would cost a
-    /// `PING` round trip each time (deadpool's recycle check); the pool
-    /// (re)creates the shared connection after a failure.
+    /// Bumped whenever a connection failure or `READONLY` suggests the
+    /// primary moved: the subscriber reconnects on a change.
+    pub fn primary_changes(&self) -> watch::Receiver<u64> {
+        self.primary_changes.subscribe()
+    }
+
+    /// A client for the current primary (in sentinel mode: asked now).
+    async fn primary(&self) -> Result<redis::Client, RedisError> {
+        match &self.target {
+            Target::Single(client) => Ok(client.clone()),
+            Target::Sentinel {
+                sentinel,
+                master,
+                node,
+            } => {
+                let mut sentinel = sentinel.lock().await;
+                match tokio::time::timeout(
+                    OP_TIMEOUT,
+                    sentinel.async_master_for(master, Some(node)),
+                )
+                .await
+                {
+                    Ok(Ok(client)) => Ok(client),
+                    Ok(Err(e)) => Err(RedisError::NoPrimary(e)),
+                    Err(_) => Err(RedisError::Timeout(OP_TIMEOUT)),
+                }
+            }
+        }
+    }
+
+    /// The command connection: one multiplexed connection shared by every
+    /// task (commands pipeline on it, in order), made again after a failure.
     pub async fn conn(&self) -> Result<MultiplexedConnection, RedisError> {
-        if let Some(conn) = self.lock_shared().clone() {
+        self.connection(&self.shared).await
+    }
+
+    /// The connection for stores confirmed with `WAIT` (which blocks the
+    /// connection it runs on until the replicas answer).
+    pub async fn durable_conn(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.connection(&self.durable).await
+    }
+
+    async fn connection(
+        &self,
+        slot: &Mutex<Option<MultiplexedConnection>>,
+    ) -> Result<MultiplexedConnection, RedisError> {
+        if let Some(conn) = lock(slot).clone() {
             return Ok(conn);
         }
-        let fresh = self.pool.get().await.map_err(RedisError::Pool)?;
-        let conn = deadpool_redis::Connection::take(fresh);
-        *self.lock_shared() = Some(conn.clone());
+        let _one = self.connecting.lock().await;
+        if let Some(conn) = lock(slot).clone() {
+            return Ok(conn);
+        }
+        let client = self.primary().await?;
+        let conn = match tokio::time::timeout(
+            OP_TIMEOUT,
+            client.get_multiplexed_async_connection_with_config(&connection_config()),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(RedisError::Connect(e)),
+            Err(_) => return Err(RedisError::Timeout(OP_TIMEOUT)),
+        };
+        *lock(slot) = Some(conn.clone());
         Ok(conn)
     }
 
-    fn lock_shared(&self) -> MutexGuard<'_, Option<MultiplexedConnection>> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs a Redis future with the operation timeout. A failure of the
-    /// connection drops the shared one, so the next command starts on a
-    /// fresh connection; a command error (e.g. a script error) keeps it.
+    /// Runs a Redis future with the operation timeout. A broken connection,
+    /// a timeout or `READONLY` drops the shared connections, so the next
+    /// command starts on a fresh one (to the new primary, in sentinel mode);
+    /// a command error (e.g. a script error) keeps them.
     pub async fn timed<T>(
         &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisError> {
-        let err = match tokio::time::timeout(OP_TIMEOUT, fut).await {
+        self.timed_for(OP_TIMEOUT, fut).await
+    }
+
+    /// [`Redis::timed`] with its own limit.
+    pub async fn timed_for<T>(
+        &self,
+        limit: Duration,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisError> {
+        let err = match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly) => {
+                RedisError::ReadOnly(e)
+            }
             Ok(Err(e)) if !(e.is_io_error() || e.is_connection_dropped() || e.is_timeout()) => {
                 return Err(RedisError::Command(e));
             }
             Ok(Err(e)) => RedisError::Connection(e),
-            Err(_) => RedisError::Timeout(OP_TIMEOUT),
+            Err(_) => RedisError::Timeout(limit),
         };
-        *self.lock_shared() = None;
+        self.reset();
         Err(err)
     }
 
-    /// Opens a dedicated pub/sub connection.
+    /// Drops the connections; the next command reconnects (asking the
+    /// Sentinels again) and the subscriber reconnects too.
+    pub fn reset(&self) {
+        let had = lock(&self.shared).take().is_some() | lock(&self.durable).take().is_some();
+        if had && self.follows_failover {
+            self.primary_changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Asks the primary how many replicas it has (`ROLE`), and remembers it.
+    pub async fn poll_replicas(&self) -> Result<usize, RedisError> {
+        let mut conn = self.conn().await?;
+        let role: redis::Value = self
+            .timed(redis::cmd("ROLE").query_async(&mut conn))
+            .await?;
+        let redis::Value::Array(parts) = role else {
+            return Err(RedisError::Reply("ROLE"));
+        };
+        let n = match (parts.first(), parts.get(2)) {
+            (Some(redis::Value::BulkString(r)), Some(redis::Value::Array(replicas)))
+                if r.as_slice() == b"master" =>
+            {
+                replicas.len()
+            }
+            _ => {
+                // A replica answered: the primary moved (sentinel mode asks again).
+                self.reset();
+                return Err(RedisError::Reply("ROLE: not a primary"));
+            }
+        };
+        self.replicas.store(n as i64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Replicas seen at the last poll, if any poll succeeded.
+    pub fn known_replicas(&self) -> Option<usize> {
+        usize::try_from(self.replicas.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Opens a dedicated pub/sub connection (to the current primary).
     pub async fn pubsub(&self) -> Result<PubSub, RedisError> {
-        match tokio::time::timeout(OP_TIMEOUT, self.client.get_async_pubsub()).await {
+        let client = self.primary().await?;
+        match tokio::time::timeout(OP_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(e)) => Err(RedisError::Connection(e)),
             Err(_) => Err(RedisError::Timeout(OP_TIMEOUT)),
         }
     }
+}
+
+fn lock(
+    slot: &Mutex<Option<MultiplexedConnection>>,
+) -> MutexGuard<'_, Option<MultiplexedConnection>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }

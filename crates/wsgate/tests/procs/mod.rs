@@ -8,6 +8,8 @@
 //!   in the temp dir, ready when `/readyz` answers 200; killed (`SIGKILL`),
 //!   paused, or drained (`SIGTERM`) and restarted with the same id and ports;
 //!   [`Cluster`]: a Redis and `n` nodes (`node.rs`);
+//! - [`SentinelProc`]: a `redis-sentinel` watching a primary, its config in
+//!   its own temp dir (`sentinel.rs`);
 //! - [`Nginx`]: a real nginx load balancer in front of nodes, with the
 //!   WebSocket upgrade headers (`nginx.rs`);
 //! - a raw HTTP/1.1 client for `/readyz`, `/metrics` and the API, a metrics
@@ -25,10 +27,11 @@ mod http;
 mod nginx;
 mod node;
 mod redis_server;
+mod sentinel;
 
 // Each test file uses a subset.
 #[allow(unused_imports)]
-pub use {http::*, nginx::*, node::*, redis_server::*};
+pub use {http::*, nginx::*, node::*, redis_server::*, sentinel::*};
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};

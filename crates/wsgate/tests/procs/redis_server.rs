@@ -7,6 +7,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     aof: bool,
+    /// More `redis-server` flags (e.g. `--replicaof`).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -18,11 +20,29 @@ impl RedisServer {
 
     /// Starts Redis; with `aof`, every write is fsynced to an append-only file.
     pub async fn start_with(aof: bool) -> RedisServer {
+        Self::start_args(aof, Vec::new()).await
+    }
+
+    /// Starts a replica of `primary` (without persistence).
+    pub async fn start_replica_of(primary: &RedisServer) -> RedisServer {
+        Self::start_args(
+            false,
+            vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.port.to_string(),
+            ],
+        )
+        .await
+    }
+
+    async fn start_args(aof: bool, extra: Vec<String>) -> RedisServer {
         require("redis-server", "redis-server");
         let mut redis = RedisServer {
             port: free_port(),
             dir: temp_dir("redis"),
             aof,
+            extra,
             child: None,
         };
         // Another process may take the port between the check and the bind.
@@ -53,6 +73,7 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         let log = File::create(self.dir.join("redis.log")).expect("redis log file");
         let child = cmd
             .stdout(Stdio::from(log.try_clone().expect("log handle")))

@@ -349,6 +349,15 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
             }
         }
         inner.mark();
+        if inner.watch_replicas {
+            match inner.redis.poll_replicas().await {
+                Ok(n) => inner.metrics.redis_replicas.set(n as i64),
+                Err(e) => {
+                    inner.metrics.broker_error(BrokerOp::Heartbeat);
+                    debug!(error = %e, "Could not read the primary's replicas.");
+                }
+            }
+        }
         if !inner.may_reap() {
             suspects.clear();
             continue;

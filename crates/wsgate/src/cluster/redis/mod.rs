@@ -39,7 +39,7 @@ use wsgate_protocol::bus::Envelope;
 
 use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{Config, RedisMode};
 use crate::metrics::{BrokerOp, Metrics};
 use crate::redis::{Redis, RedisError, OP_TIMEOUT};
 use subscriptions::Subscriptions;
@@ -57,6 +57,8 @@ struct Inner {
     node: String,
     node_ttl: Duration,
     started_at: u64,
+    /// Poll the primary's replica count (`wsgate_redis_replicas`).
+    watch_replicas: bool,
     subs: Arc<Subscriptions>,
     subscribed: AtomicBool,
     heartbeat_ok: AtomicBool,
@@ -81,6 +83,8 @@ impl RedisBroker {
                 node: config.node_id.clone(),
                 node_ttl: config.node_ttl,
                 started_at: now_ms(),
+                watch_replicas: config.redis_mode == RedisMode::Sentinel
+                    || config.redis_wait_replicas > 0,
                 subs: Arc::default(),
                 subscribed: AtomicBool::new(false),
                 heartbeat_ok: AtomicBool::new(false),

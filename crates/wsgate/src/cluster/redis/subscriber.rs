@@ -75,6 +75,9 @@ pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
 
 async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
     let keys = inner.redis.keys();
+    // Any change from here on means this connection may be on a demoted primary.
+    let mut primary_changes = inner.redis.primary_changes();
+    primary_changes.borrow_and_update();
     let pubsub = tokio::select! {
         () = inner.shutdown.cancelled() => return LoopEnd::Shutdown,
         r = inner.redis.pubsub() => match r {
@@ -115,6 +118,9 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
     loop {
         tokio::select! {
             () = inner.shutdown.cancelled() => return LoopEnd::Shutdown,
+            _ = primary_changes.changed() => {
+                return LoopEnd::Disconnected("the Redis primary changed".into());
+            }
             ended = &mut changes => {
                 let reason = match ended {
                     Ok(reason) => reason,
