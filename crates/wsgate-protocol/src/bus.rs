@@ -1,6 +1,13 @@
 //! The cluster bus envelope: what one node publishes for others over Redis
 //! pub/sub (or hands over in memory in standalone mode).
 //!
+//! An envelope says where it goes ([`Route`]) and what happens there
+//! ([`BusEvent`]): almost always a [`ServerFrame`] to write to the local
+//! connections on that route, exactly the frame the publishing node wrote to
+//! its own. So an event is built once, by the node that accepted it, and
+//! every node (the publisher for its local connections, the others from the
+//! bus) delivers it the same way.
+//!
 //! Envelopes are MessagePack maps with named fields, encoded once per publish.
 //! `origin` is the publishing node's instance ID: a node skips envelopes it sent
 //! itself on shared channels (room, broadcast), because it delivered them
@@ -8,51 +15,55 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Kind, MessageFrame, PresenceEvent};
+use crate::frame::{Kind, ServerFrame};
+
+/// Who receives an event: the connections of one user, the member
+/// connections of one room, or every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", content = "name", rename_all = "snake_case")]
+pub enum Route {
+    /// The connections of this user (on the bus: the nodes holding one).
+    User(String),
+    /// The member connections of this room (the nodes with a member).
+    Room(String),
+    /// Every connection (every node).
+    Broadcast,
+}
 
 /// One bus message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The instance ID of the node that published it.
     pub origin: String,
-    /// What happened.
+    /// Where it goes.
+    pub route: Route,
+    /// What happens there.
     pub event: BusEvent,
 }
 
-/// The events nodes exchange.
+/// What happens to the connections on a route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum BusEvent {
-    /// A message for the local connections of `message.to` (direct), of
-    /// `message.room` (room) or for every local connection (broadcast).
-    /// `accepted_ms` is when the first node accepted it, for latency metrics.
-    Message {
-        message: MessageFrame,
-        accepted_ms: u64,
+    /// Write this frame to them. For a `message` frame, `accepted_ms` is when
+    /// the first node accepted it (for the delivery-latency metric).
+    Frame {
+        frame: ServerFrame,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accepted_ms: Option<u64>,
     },
-    /// A user joined or left a room (cluster-wide membership changed).
-    Presence {
-        room: String,
-        event: PresenceEvent,
-        user: String,
-    },
-    /// Typing indication to a user or to a room.
-    Typing {
-        from: String,
-        to: Option<String>,
-        room: Option<String>,
-    },
-    /// A delivery receipt for the connections of `to` (the original sender).
-    Receipt { to: String, id: String, by: String },
-    /// Close every local connection of `user` with `code`.
-    Disconnect { user: String, code: u16 },
+    /// Close them with this WebSocket close code.
+    Disconnect { code: u16 },
 }
 
 impl BusEvent {
-    /// The message kind, when the event is a message.
+    /// The message kind, when the event carries a `message` frame.
     pub fn kind(&self) -> Option<Kind> {
         match self {
-            BusEvent::Message { message, .. } => Some(message.kind),
+            BusEvent::Frame {
+                frame: ServerFrame::Message(m),
+                ..
+            } => Some(m.kind),
             _ => None,
         }
     }
@@ -90,10 +101,14 @@ mod tests {
     fn round_trips_and_rejects_garbage() {
         let env = Envelope {
             origin: "n1".into(),
-            event: BusEvent::Receipt {
-                to: "alice".into(),
-                id: "m1".into(),
-                by: "bob".into(),
+            route: Route::User("alice".into()),
+            event: BusEvent::Frame {
+                frame: ServerFrame::Receipt {
+                    id: "m1".into(),
+                    by: "bob".into(),
+                    status: "delivered".into(),
+                },
+                accepted_ms: None,
             },
         };
         let bytes = env.encode().unwrap();

@@ -122,6 +122,12 @@ impl CloseCode {
         self as u16
     }
 
+    /// The close code with this number, if it is one the server uses: the one
+    /// lookup from a number (a close frame, the bus, an atomic) to a code.
+    pub fn from_u16(code: u16) -> Option<CloseCode> {
+        CloseCode::ALL.into_iter().find(|c| c.as_u16() == code)
+    }
+
     /// The numeric code as a metric label.
     pub const fn label(self) -> &'static str {
         match self {

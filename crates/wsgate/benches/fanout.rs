@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
-use wsgate::hub::{Conn, Delivery, Hub};
+use wsgate::hub::{Conn, Hub, Outgoing};
 use wsgate_protocol::{Codec, Kind, MessageFrame, ServerFrame};
 
 fn message() -> ServerFrame {
@@ -40,7 +40,7 @@ fn fanout(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
-                let d = Delivery::message(message(), Kind::Broadcast, 0);
+                let d = Outgoing::message(message(), Kind::Broadcast, 0);
                 let queued = hub.to_all(&d);
                 assert_eq!(queued, n);
                 let mut taken = Vec::with_capacity(1);

@@ -4,16 +4,21 @@
 //! configured, cluster over Redis pub/sub when one is. The pieces:
 //!
 //! - [`config`]: the typed settings (flags, env, file, defaults);
-//! - [`server`]: listeners, HTTP routing, the `/ws` upgrade, the demo page;
+//! - [`server`]: listeners, HTTP routing, the `/ws` upgrade, sessions, drain;
 //! - [`session`]: one WebSocket connection;
-//! - [`hub`]: the connections, users and rooms of this node;
+//! - [`hub`]: the connections, users and rooms of this node, their outboxes;
 //! - [`node`]: what the node does with messages, rooms and presence;
 //! - [`cluster`]: the [`cluster::Broker`] trait and its memory and Redis implementations;
 //! - [`inbox`]: the [`inbox::Inbox`] trait (durable direct messages);
-//! - [`auth`], [`api`], [`metrics`], [`telemetry`].
+//! - [`redis`]: connections, key names and scripts (a leaf used by the
+//!   Redis broker and the Redis inbox);
+//! - [`errors`]: the one place an error becomes a protocol code, an HTTP
+//!   status or a close code;
+//! - [`auth`], [`api`], [`metrics`], [`response`], [`clock`], [`telemetry`].
 //!
 //! [`run`] is the whole server; `main` only parses settings and calls it, and
-//! tests call it with listeners bound to port 0.
+//! tests call it with listeners bound to port 0. [`start`] is where every
+//! part is built and handed what it needs; nothing reaches through another.
 
 #![warn(
     clippy::unwrap_used,
@@ -28,6 +33,7 @@ pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod errors;
 pub mod hub;
 pub mod inbox;
 pub mod metrics;
@@ -40,21 +46,20 @@ pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::info;
-use wsgate_protocol::CloseCode;
 
 use crate::auth::Authenticator;
 use crate::cluster::memory::{MemoryBroker, MemoryBus};
 use crate::cluster::Broker;
 use crate::config::{Config, ConfigError};
+use crate::hub::Hub;
 use crate::inbox::memory::MemoryInbox;
 use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::node::Node;
-use crate::server::Listener;
+use crate::server::{Listener, Server};
 
 /// The two bound listeners of a node.
 pub struct Listeners {
@@ -95,9 +100,9 @@ pub async fn run_with(
     backend: Backend,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let node = start(config, listeners, backend)?;
+    let server = start(config, listeners, backend)?;
     shutdown.await;
-    drain(&node).await;
+    drain(&server).await;
     Ok(())
 }
 
@@ -106,9 +111,9 @@ pub fn start(
     config: Config,
     listeners: Listeners,
     backend: Backend,
-) -> Result<Arc<Node>, RunError> {
+) -> Result<Arc<Server>, RunError> {
     let metrics = Arc::new(Metrics::new().map_err(RunError::Metrics)?);
-    let auth = Authenticator::from_config(&config)?;
+    let auth = Arc::new(Authenticator::from_config(&config)?);
     let (broker, inbox): (Arc<dyn Broker>, Arc<dyn Inbox>) = match backend {
         Backend::Memory(bus) => (
             Arc::new(bus.broker(&config.node_id)),
@@ -147,88 +152,33 @@ pub fn start(
     };
     let public_addr = listeners.public.local_addr().ok();
     let admin_addr = listeners.admin.local_addr().ok();
-    let node = Node::new(config, metrics, broker, inbox, auth);
+    let config = Arc::new(config);
+    let hub = Arc::new(Hub::new());
+    let node = Node::new(config.clone(), metrics.clone(), hub.clone(), broker, inbox);
+    let server = Server::new(node, hub, config, metrics, auth);
     info!(
-        node = %node.id(),
+        node = %server.id(),
         mode,
         public = %public_addr.map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin_addr.map(|a| a.to_string()).unwrap_or_default(),
         "Listening."
     );
     tokio::spawn(server::serve(
-        node.clone(),
+        server.clone(),
         listeners.public,
         Listener::Public,
     ));
     tokio::spawn(server::serve(
-        node.clone(),
+        server.clone(),
         listeners.admin,
         Listener::Admin,
     ));
-    tokio::spawn(refresh_gauges(node.clone()));
-    Ok(node)
+    tokio::spawn(server.clone().refresh_gauges());
+    Ok(server)
 }
 
-/// Keeps the readiness, broker and cluster-size gauges current.
-async fn refresh_gauges(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = node.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        node.metrics.broker_up.set(i64::from(node.broker.is_up()));
-        node.metrics
-            .ready
-            .set(i64::from(node.not_ready_reason().is_none()));
-        // Refreshes the node list and `wsgate_cluster_nodes`; a failure is
-        // counted by the broker and the next tick tries again.
-        if let Err(e) = node.nodes().await {
-            tracing::debug!(error = %e, "Node list refresh failed.");
-        }
-    }
-}
-
-/// The drain (contract section 7): not ready at once, new upgrades refused,
-/// connections closed with 1012 paced evenly over `drain-timeout`, then the
-/// sessions are awaited with a deadline and the node leaves the cluster.
-pub async fn drain(node: &Arc<Node>) {
-    node.start_draining();
-    node.metrics.ready.set(0);
-    let conns = node.hub.all();
-    let total = conns.len();
-    info!(
-        connections = total,
-        timeout_ms = node.config.drain_timeout.as_millis() as u64,
-        "Draining."
-    );
-    if total > 0 {
-        let drain = node.config.drain_timeout;
-        let tick = (drain / total as u32).max(Duration::from_millis(10));
-        let per_tick = ((total as f64) * tick.as_secs_f64() / drain.as_secs_f64().max(0.001))
-            .ceil()
-            .max(1.0) as usize;
-        let mut interval = tokio::time::interval(tick);
-        for batch in conns.chunks(per_tick) {
-            interval.tick().await;
-            for conn in batch {
-                conn.kick(CloseCode::Restart);
-            }
-        }
-    }
-    node.sessions.close();
-    let grace = Duration::from_secs(5);
-    if tokio::time::timeout(grace, node.sessions.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            left = node.sessions.len(),
-            "Sessions still open after the drain; exiting anyway."
-        );
-    }
-    node.broker.shutdown().await;
-    node.shutdown.cancel();
-    info!("Drained.");
+/// Drains the server (contract section 7; see [`server::drain`]) and
+/// returns once it has stopped.
+pub async fn drain(server: &Arc<Server>) {
+    server::drain::drain(server).await;
 }

@@ -390,7 +390,7 @@ async fn a_slow_consumer_is_closed_with_1013_and_others_are_unaffected() {
     });
     let chunk = "x".repeat(16 * 1024);
     let kicked = |node: &TestNode| {
-        node.node.hub.all().iter().any(|c| {
+        node.node.hub().all().iter().any(|c| {
             &*c.user == "stuck" && c.kicked() == Some(wsgate_protocol::CloseCode::TryAgainLater)
         })
     };
@@ -420,7 +420,7 @@ async fn a_slow_consumer_is_closed_with_1013_and_others_are_unaffected() {
         count.load(std::sync::atomic::Ordering::Relaxed) == sent
     })
     .await;
-    assert_eq!(node.node.hub.user_connections("reader"), 1);
-    assert_eq!(node.node.hub.user_connections("stuck"), 0);
+    assert_eq!(node.node.hub().user_connections("reader"), 1);
+    assert_eq!(node.node.hub().user_connections("stuck"), 0);
     reading.abort();
 }

@@ -141,10 +141,10 @@ async fn a_token_expiring_in_the_far_future_is_served_normally() {
     let mut c = node.connect_token(&t).await.unwrap();
     let r = c.request(json!({"type": "ping"})).await;
     assert!(r.is_ok(), "{r:?}");
-    assert_eq!(node.node.hub.user_connections("forever"), 1);
+    assert_eq!(node.node.hub().user_connections("forever"), 1);
     c.close(1000).await.unwrap();
     eventually("the connection is unregistered", || async {
-        node.node.hub.user_connections("forever") == 0
+        node.node.hub().user_connections("forever") == 0
     })
     .await;
 }

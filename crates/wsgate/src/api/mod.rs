@@ -7,8 +7,6 @@
 //! failure to its status. Bodies over `api-max-body-bytes` get 413 before they
 //! are read; unknown fields in a body are a 400, so typos never pass silently.
 
-use std::sync::Arc;
-
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -16,7 +14,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use wsgate_protocol::names::is_valid_name;
 
+use crate::config::Config;
 use crate::metrics::ApiRoute;
+use crate::metrics::Metrics;
 use crate::node::{Node, NodeError};
 use crate::response::{error, json as json_response, respond, Body};
 
@@ -35,10 +35,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body over {0} bytes")]
     TooLarge(usize),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("the server API is disabled: no --api-key configured")]
+    Disabled,
+    #[error(transparent)]
+    Node(#[from] NodeError),
 }
 
 impl ApiError {
@@ -49,8 +49,8 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Disabled => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Node(e) => crate::errors::node_http(e),
         }
     }
 
@@ -60,22 +60,16 @@ impl ApiError {
     }
 }
 
-impl From<NodeError> for ApiError {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::Unavailable => ApiError::Unavailable(e.to_string()),
-            NodeError::Forbidden(_) | NodeError::TooManyRooms(_) => {
-                ApiError::Forbidden(e.to_string())
-            }
-        }
-    }
-}
-
 /// Handles one `/api/...` request.
-pub async fn handle(node: &Arc<Node>, req: Request<Incoming>) -> Response<Body> {
-    let (route, result) = dispatch(node, req).await;
+pub async fn handle(
+    node: &Node,
+    config: &Config,
+    metrics: &Metrics,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (route, result) = dispatch(node, config, req).await;
     let res = result.unwrap_or_else(|e| e.response());
-    node.metrics.api_request(route, res.status().as_u16());
+    metrics.api_request(route, res.status().as_u16());
     res
 }
 
@@ -83,11 +77,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(node: &Node, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(key) = &node.config.api_key else {
-        return Err(ApiError::Unavailable(
-            "the server API is disabled: no --api-key configured".into(),
-        ));
+fn authorize(config: &Config, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(key) = &config.api_key else {
+        return Err(ApiError::Disabled);
     };
     let given = req
         .headers()
@@ -112,7 +104,8 @@ fn name(segment: &str, what: &str) -> Result<String, ApiError> {
 }
 
 async fn dispatch(
-    node: &Arc<Node>,
+    node: &Node,
+    config: &Config,
     req: Request<Incoming>,
 ) -> (ApiRoute, Result<Response<Body>, ApiError>) {
     let path = req.uri().path().to_owned();
@@ -141,11 +134,11 @@ async fn dispatch(
             Ok(respond(StatusCode::OK, "application/json", OPENAPI.into())),
         );
     }
-    if let Err(e) = authorize(node, &req) {
+    if let Err(e) = authorize(config, &req) {
         return (route, Err(e));
     }
     let result = match (route, segments.as_slice()) {
-        (ApiRoute::Publish, _) => publish(node, req).await,
+        (ApiRoute::Publish, _) => publish(node, config, req).await,
         (ApiRoute::Rooms, [.., room]) => match name(room, "room name") {
             Ok(room) => node
                 .room_members(&room)
@@ -207,8 +200,8 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
-async fn read_body(node: &Node, req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
-    let limit = node.config.api_max_body_bytes;
+async fn read_body(config: &Config, req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    let limit = config.api_max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -271,8 +264,12 @@ pub fn parse_publish_body(bytes: &[u8]) -> Result<PublishRequest, ApiError> {
     })
 }
 
-async fn publish(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let bytes = read_body(node, req).await?;
+async fn publish(
+    node: &Node,
+    config: &Config,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = read_body(config, req).await?;
     let PublishRequest {
         target,
         from,

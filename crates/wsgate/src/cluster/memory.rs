@@ -99,7 +99,8 @@ impl Broker for MemoryBroker {
             .insert(self.node.clone(), (sink, self.info.clone()));
     }
 
-    async fn publish(&self, route: &Route, envelope: &Envelope) -> Result<usize, BrokerError> {
+    async fn publish(&self, envelope: &Envelope) -> Result<usize, BrokerError> {
+        let route = &envelope.route;
         let targets: Vec<Weak<dyn BusSink>> = {
             let state = self.bus.lock();
             let names: Vec<&str> = match route {

@@ -22,16 +22,8 @@ use std::sync::Weak;
 use async_trait::async_trait;
 use wsgate_protocol::bus::Envelope;
 
-/// Where an envelope goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// The nodes holding a connection of this user.
-    User(String),
-    /// The nodes with a member of this room.
-    Room(String),
-    /// Every node.
-    Broadcast,
-}
+/// Where an envelope goes (defined with the envelope, in the protocol crate).
+pub use wsgate_protocol::bus::Route;
 
 /// A node as the cluster sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -86,9 +78,9 @@ pub trait Broker: Send + Sync {
     /// (subscriptions, heartbeats). Called once.
     fn start(&self, sink: Weak<dyn BusSink>);
 
-    /// Publishes to the other nodes on `route`; returns how many nodes it
-    /// reached (for `Route::User`: the other nodes holding the user).
-    async fn publish(&self, route: &Route, envelope: &Envelope) -> Result<usize, BrokerError>;
+    /// Publishes to the other nodes on the envelope's route; returns how many
+    /// nodes it reached (for `Route::User`: the other nodes holding the user).
+    async fn publish(&self, envelope: &Envelope) -> Result<usize, BrokerError>;
 
     /// This node's connection count for `user` changed by `delta`.
     async fn user_connections(&self, user: &str, delta: i64) -> Result<(), BrokerError>;

@@ -1,215 +1,29 @@
-//! Who is connected to this node: connections, their users, and room membership.
+//! Who is connected to this node: connections, their users, and room
+//! membership (the registry), plus each connection's outbox and the encoding
+//! of what goes into it.
 //!
-//! The hub is local and synchronous. It never blocks on a connection: each
-//! connection has a bounded outbox, and [`Conn::push`] uses `try_send`; a full
-//! outbox marks the connection a slow consumer, which its session closes with
-//! 1013. Frames are shared (`Arc<Delivery>`), so a message for 10,000 sockets is
-//! encoded once per codec (see [`wsgate_protocol::EncodedFrame`]).
+//! - this file: [`Hub`], the local registry; fan-out to a user, a room or
+//!   everyone pushes one shared [`Outgoing`] into each connection's outbox;
+//! - [`outbox`]: [`Conn`], a connection's bounded outbox and close request
+//!   (full outbox: the connection is closed with 1013, nothing waits);
+//! - [`encoding`]: [`Outgoing`], a frame encoded at most once per codec
+//!   (the protocol crate's [`wsgate_protocol::EncodedFrame`]) and shared as
+//!   bytes by every socket.
 //!
-//! The hub knows nothing of Redis or other nodes: the [`crate::node::Node`]
-//! decides what goes to the cluster.
+//! The hub is local and synchronous and knows nothing of Redis or other
+//! nodes: the [`crate::node::Node`] decides what goes to the cluster.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+pub mod encoding;
+pub mod outbox;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::Message;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-use wsgate_protocol::{encode_server, CloseCode, Codec, Kind, ServerFrame};
+use wsgate_protocol::CloseCode;
 
-/// A connection's id, unique on this node.
-pub type ConnId = u64;
-
-/// One frame on its way to one or more connections. It is encoded at most
-/// once per codec, into a WebSocket message whose clones share the bytes.
-#[derive(Debug)]
-pub struct Delivery {
-    frame: ServerFrame,
-    json: OnceLock<Option<Message>>,
-    msgpack: OnceLock<Option<Message>>,
-    /// For messages: the kind and when a node accepted it (ms since epoch),
-    /// for the delivery metrics.
-    pub message: Option<(Kind, u64)>,
-}
-
-impl Delivery {
-    fn new(frame: ServerFrame, message: Option<(Kind, u64)>) -> Arc<Delivery> {
-        Arc::new(Delivery {
-            frame,
-            json: OnceLock::new(),
-            msgpack: OnceLock::new(),
-            message,
-        })
-    }
-
-    /// A frame that is not a message (reply, presence, typing, ...).
-    pub fn control(frame: ServerFrame) -> Arc<Delivery> {
-        Delivery::new(frame, None)
-    }
-
-    /// A message accepted at `accepted_ms`.
-    pub fn message(frame: ServerFrame, kind: Kind, accepted_ms: u64) -> Arc<Delivery> {
-        Delivery::new(frame, Some((kind, accepted_ms)))
-    }
-
-    /// The frame.
-    pub fn frame(&self) -> &ServerFrame {
-        &self.frame
-    }
-
-    /// The WebSocket message for `codec`, encoded on first use. `None` only if
-    /// the frame cannot be encoded (content MessagePack cannot carry).
-    pub fn ws_message(&self, codec: Codec) -> Option<Message> {
-        let cell = match codec {
-            Codec::Json => &self.json,
-            Codec::Msgpack => &self.msgpack,
-        };
-        cell.get_or_init(|| to_ws_message(codec, &self.frame))
-            .clone()
-    }
-}
-
-/// Encodes one frame for one connection.
-pub fn to_ws_message(codec: Codec, frame: &ServerFrame) -> Option<Message> {
-    let bytes = match encode_server(codec, frame) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "Frame encoding failed.");
-            return None;
-        }
-    };
-    match codec {
-        // serde_json output is UTF-8; the check runs once per frame, not per socket.
-        Codec::Json => Utf8Bytes::try_from(bytes).ok().map(Message::Text),
-        Codec::Msgpack => Some(Message::Binary(bytes)),
-    }
-}
-
-/// What a push into an outbox did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
-    Queued,
-    /// The outbox was full: the connection is now being closed with 1013.
-    SlowConsumer,
-    /// The connection is gone or closing.
-    Closed,
-}
-
-/// The shared half of a connection: what the hub and other tasks hold.
-///
-/// Its outbox is a bounded queue of shared frames. It is a locked `VecDeque`
-/// rather than a channel because an idle connection must cost little: the
-/// queue allocates nothing until a frame is queued and gives its buffer back
-/// when it drains (a tokio channel allocates a cache-padded channel and a
-/// 32-slot block up front, about 800 bytes per connection).
-#[derive(Debug)]
-pub struct Conn {
-    pub id: ConnId,
-    pub user: Arc<str>,
-    outbox: Mutex<VecDeque<Arc<Delivery>>>,
-    capacity: usize,
-    close: AtomicU16,
-    /// Wakes the session when frames are queued.
-    queued: Notify,
-    /// Wakes the session when a close is requested.
-    kicked: Notify,
-}
-
-/// Queue capacity kept when an outbox drains; larger buffers are released.
-const OUTBOX_KEEP: usize = 16;
-
-impl Conn {
-    /// Creates a connection whose outbox holds at most `capacity` frames.
-    pub fn new(id: ConnId, user: Arc<str>, capacity: usize) -> Arc<Conn> {
-        Arc::new(Conn {
-            id,
-            user,
-            outbox: Mutex::new(VecDeque::new()),
-            capacity,
-            close: AtomicU16::new(0),
-            queued: Notify::new(),
-            kicked: Notify::new(),
-        })
-    }
-
-    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Delivery>>> {
-        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues a frame without waiting. A full outbox closes the connection with 1013.
-    pub fn push(&self, delivery: &Arc<Delivery>) -> Pushed {
-        if self.close.load(Ordering::Relaxed) != 0 {
-            return Pushed::Closed;
-        }
-        {
-            let mut queue = self.lock_outbox();
-            if queue.len() >= self.capacity {
-                drop(queue);
-                return if self.kick(CloseCode::TryAgainLater) {
-                    Pushed::SlowConsumer
-                } else {
-                    Pushed::Closed
-                };
-            }
-            queue.push_back(delivery.clone());
-        }
-        self.queued.notify_one();
-        Pushed::Queued
-    }
-
-    /// Moves up to `max` queued frames into `out`; returns true when more remain.
-    pub fn take(&self, out: &mut Vec<Arc<Delivery>>, max: usize) -> bool {
-        let mut queue = self.lock_outbox();
-        let n = queue.len().min(max);
-        out.extend(queue.drain(..n));
-        if queue.is_empty() && queue.capacity() > OUTBOX_KEEP {
-            *queue = VecDeque::new();
-        }
-        !queue.is_empty()
-    }
-
-    /// Resolves when frames may have been queued since the last call.
-    pub async fn wait_queued(&self) {
-        self.queued.notified().await;
-    }
-
-    /// Re-arms [`Conn::wait_queued`] when frames were left in the queue.
-    pub fn rearm(&self) {
-        self.queued.notify_one();
-    }
-
-    /// Asks the session to close with `code`. Returns false when a close was
-    /// already requested (the first code wins).
-    pub fn kick(&self, code: CloseCode) -> bool {
-        let first = self
-            .close
-            .compare_exchange(0, code.as_u16(), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if first {
-            self.kicked.notify_one();
-        }
-        first
-    }
-
-    /// The close requested by [`Conn::kick`], if any.
-    pub fn kicked(&self) -> Option<CloseCode> {
-        let code = self.close.load(Ordering::Acquire);
-        CloseCode::ALL.iter().copied().find(|c| c.as_u16() == code)
-    }
-
-    /// Resolves once a close is requested.
-    pub async fn wait_kicked(&self) -> CloseCode {
-        loop {
-            if let Some(code) = self.kicked() {
-                return code;
-            }
-            self.kicked.notified().await;
-        }
-    }
-}
+pub use encoding::{to_ws_message, Outgoing};
+pub use outbox::{Conn, ConnId, Pushed};
 
 #[derive(Default)]
 struct RoomLocal {
@@ -399,16 +213,16 @@ impl Hub {
     }
 
     /// Pushes to every connection of a user; returns how many were queued.
-    pub fn to_user(&self, user: &str, delivery: &Arc<Delivery>) -> usize {
+    pub fn to_user(&self, user: &str, frame: &Arc<Outgoing>) -> usize {
         let conns = read!(self.users).get(user).cloned().unwrap_or_default();
         conns
             .iter()
-            .filter(|c| c.push(delivery) == Pushed::Queued)
+            .filter(|c| c.push(frame) == Pushed::Queued)
             .count()
     }
 
     /// Pushes to every connection in a room except `except`; returns how many were queued.
-    pub fn to_room(&self, room: &str, delivery: &Arc<Delivery>, except: Option<ConnId>) -> usize {
+    pub fn to_room(&self, room: &str, frame: &Arc<Outgoing>, except: Option<ConnId>) -> usize {
         let rooms = read!(self.rooms);
         let Some(entry) = rooms.get(room) else {
             return 0;
@@ -416,15 +230,15 @@ impl Hub {
         entry
             .conns
             .values()
-            .filter(|c| Some(c.id) != except && c.push(delivery) == Pushed::Queued)
+            .filter(|c| Some(c.id) != except && c.push(frame) == Pushed::Queued)
             .count()
     }
 
     /// Pushes to every connection; returns how many were queued.
-    pub fn to_all(&self, delivery: &Arc<Delivery>) -> usize {
+    pub fn to_all(&self, frame: &Arc<Outgoing>) -> usize {
         read!(self.conns)
             .values()
-            .filter(|c| c.push(delivery) == Pushed::Queued)
+            .filter(|c| c.push(frame) == Pushed::Queued)
             .count()
     }
 
@@ -465,21 +279,5 @@ mod tests {
         assert!(!hub.remove(&a1));
         assert!(hub.remove(&a2));
         assert!(hub.is_empty());
-    }
-
-    #[test]
-    fn a_full_outbox_kicks_with_1013_once() {
-        let c = Conn::new(1, "u".into(), 2);
-        let d = Delivery::control(ServerFrame::Pong { r#ref: None });
-        assert_eq!(c.push(&d), Pushed::Queued);
-        assert_eq!(c.push(&d), Pushed::Queued);
-        assert_eq!(c.push(&d), Pushed::SlowConsumer);
-        assert_eq!(c.kicked(), Some(CloseCode::TryAgainLater));
-        assert_eq!(c.push(&d), Pushed::Closed);
-        assert!(!c.kick(CloseCode::Restart), "first close code wins");
-        let mut out = Vec::new();
-        assert!(c.take(&mut out, 1), "one frame left");
-        assert!(!c.take(&mut out, 10));
-        assert_eq!(out.len(), 2);
     }
 }

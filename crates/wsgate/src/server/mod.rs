@@ -1,4 +1,14 @@
-//! Listeners and HTTP routing.
+//! The server: listeners, admission, HTTP routing, the `/ws` upgrade,
+//! sessions and the drain.
+//!
+//! - this file: [`Server`] (what the listeners serve, built once by
+//!   [`crate::start`]), binding, the accept loop and each HTTP connection;
+//! - [`routes`]: which path answers what, `/readyz` and `/metrics`;
+//! - [`upgrade`]: the `/ws` upgrade and the hand-over to a session;
+//! - [`drain`]: the session tracker and the drain (contract section 7);
+//! - [`admission`], [`admitted_io`], [`client_addr`], [`proxy_protocol`]:
+//!   admission control and client addresses (below);
+//! - [`demo`]: the demo page's assets.
 //!
 //! Public listener: `GET /ws` (upgrade), `/healthz`, `/readyz`, and the demo
 //! page. Admin listener: `/metrics`, `/api/v1/*`, `/healthz`, `/readyz`.
@@ -18,14 +28,16 @@ pub mod admission;
 pub mod admitted_io;
 pub mod client_addr;
 pub mod demo;
+pub mod drain;
 pub mod proxy_protocol;
+mod routes;
 pub mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -35,10 +47,86 @@ use tracing::{debug, warn};
 use self::admission::{Admission, HandshakeSlots};
 use self::admitted_io::{AdmittedIo, ConnAdmission};
 use self::client_addr::ClientAddr;
-use crate::config::ProxyProtocol;
-use crate::metrics::RejectReason;
+use self::drain::Drain;
+use crate::auth::Authenticator;
+use crate::config::{Config, ProxyProtocol};
+use crate::hub::Hub;
+use crate::metrics::{Metrics, RejectReason};
 use crate::node::Node;
-use crate::response::{error, json, respond, Body};
+use crate::session;
+
+/// What the listeners serve: the node's operations and what the server
+/// itself owns (sessions, drain). Built once by [`crate::start`]; its parts
+/// are handed over explicitly and stay private to `server/`.
+pub struct Server {
+    node: Arc<Node>,
+    hub: Arc<Hub>,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    auth: Arc<Authenticator>,
+    sessions: Arc<session::Shared>,
+    drain: Drain,
+}
+
+impl Server {
+    pub fn new(
+        node: Arc<Node>,
+        hub: Arc<Hub>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        auth: Arc<Authenticator>,
+    ) -> Arc<Server> {
+        let sessions =
+            session::Shared::new(node.clone(), config.clone(), metrics.clone(), auth.clone());
+        Arc::new(Server {
+            node,
+            hub,
+            config,
+            metrics,
+            auth,
+            sessions,
+            drain: Drain::new(),
+        })
+    }
+
+    /// This node's instance ID.
+    pub fn id(&self) -> &str {
+        self.node.id()
+    }
+
+    /// The local registry of connections (read by tests and the drain).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Why the node is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if self.drain.is_draining() {
+            Some("draining")
+        } else if !self.node.cluster_up() {
+            Some("broker (Redis) not connected or not subscribed")
+        } else {
+            None
+        }
+    }
+
+    /// Keeps the readiness, broker and cluster-size gauges current until
+    /// the server stops.
+    pub async fn refresh_gauges(self: Arc<Server>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.drain.stopped() => return,
+                _ = tick.tick() => {}
+            }
+            self.node.refresh_gauges().await;
+            self.metrics
+                .ready
+                .set(i64::from(self.not_ready_reason().is_none()));
+        }
+    }
+}
 
 /// Pending connections the kernel may queue per listener (capped by
 /// `net.core.somaxconn`). The std default of 128 overflows in a connect
@@ -66,14 +154,14 @@ pub enum Listener {
 }
 
 /// Accepts connections until the node shuts down.
-pub async fn serve(node: Arc<Node>, listener: TcpListener, kind: Listener) {
+pub async fn serve(server: Arc<Server>, listener: TcpListener, kind: Listener) {
     // One admission state per node: only the public listener has a listener
     // task that builds it.
     let admission =
-        (kind == Listener::Public).then(|| Admission::new(&node.config, node.metrics.clone()));
+        (kind == Listener::Public).then(|| Admission::new(&server.config, server.metrics.clone()));
     loop {
         let accepted = tokio::select! {
-            () = node.shutdown.cancelled() => return,
+            () = server.drain.stopped() => return,
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -89,13 +177,13 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, kind: Listener) {
             // Only latency suffers; the connection still works.
             debug!(peer = %peer, error = %e, "Could not set TCP_NODELAY.");
         }
-        let node = node.clone();
+        let server = server.clone();
         match &admission {
             None => {
-                tokio::spawn(serve_http(node, TokioIo::new(stream), peer, kind, None));
+                tokio::spawn(serve_http(server, TokioIo::new(stream), peer, kind, None));
             }
             Some(admission) => {
-                tokio::spawn(public_connection(node, admission.clone(), stream, peer));
+                tokio::spawn(public_connection(server, admission.clone(), stream, peer));
             }
         }
     }
@@ -104,14 +192,14 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, kind: Listener) {
 /// A public connection: the PROXY header when required, then HTTP through
 /// admission.
 async fn public_connection(
-    node: Arc<Node>,
+    server: Arc<Server>,
     admission: Arc<Admission>,
     mut stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let (hop, prefix) = match node.config.proxy_protocol {
+    let (hop, prefix) = match server.config.proxy_protocol {
         ProxyProtocol::Off => (peer.ip(), Bytes::new()),
-        mode => match proxy_header(&node, &mut stream, peer, mode).await {
+        mode => match proxy_header(&server, &mut stream, peer, mode).await {
             Some(found) => found,
             // Closed (dropped) before any HTTP is read.
             None => return,
@@ -120,12 +208,12 @@ async fn public_connection(
     let hop = hop.to_canonical();
     // An untrusted hop is the client: its per-IP slot is taken at the first
     // byte. A trusted one forwards others, known once the head is read.
-    let direct = (!node.config.trusted_proxies.contains(hop)).then_some(hop);
+    let direct = (!server.config.trusted_proxies.contains(hop)).then_some(hop);
     let conn = ConnAdmission::new(admission, direct);
     let io = AdmittedIo::new(stream, prefix, conn.clone());
     let hop = Hop { peer, ip: hop };
     serve_http(
-        node,
+        server,
         TokioIo::new(io),
         peer,
         Listener::Public,
@@ -139,21 +227,21 @@ async fn public_connection(
 /// `None` (counted as `reason="proxy"`) when the peer is not trusted, the
 /// header is bad or missing, or it does not come within the handshake timeout.
 async fn proxy_header(
-    node: &Node,
+    server: &Server,
     stream: &mut TcpStream,
     peer: SocketAddr,
     mode: ProxyProtocol,
 ) -> Option<(IpAddr, Bytes)> {
     let refuse = |why: &dyn std::fmt::Display| {
-        node.metrics.rejected(RejectReason::Proxy);
+        server.metrics.rejected(RejectReason::Proxy);
         debug!(peer = %peer, reason = %why, "Connection refused before HTTP.");
         None
     };
-    if !node.config.trusted_proxies.contains(peer.ip()) {
+    if !server.config.trusted_proxies.contains(peer.ip()) {
         return refuse(&"PROXY protocol from a peer not in --trusted-proxies");
     }
     let read = proxy_protocol::read_header(stream, mode);
-    match tokio::time::timeout(node.config.handshake_timeout, read).await {
+    match tokio::time::timeout(server.config.handshake_timeout, read).await {
         Ok(Ok((header, rest))) => Some((header.source.map_or(peer.ip(), |s| s.ip()), rest)),
         Ok(Err(e)) => refuse(&e),
         Err(_) => refuse(&"no PROXY protocol header within the handshake timeout"),
@@ -170,7 +258,7 @@ struct Hop {
 
 /// Serves HTTP/1.1 on `io`; `public` is set on the public listener.
 async fn serve_http<I>(
-    node: Arc<Node>,
+    server: Arc<Server>,
     io: I,
     peer: SocketAddr,
     kind: Listener,
@@ -179,22 +267,25 @@ async fn serve_http<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = {
-        let node = node.clone();
+        let server = server.clone();
         service_fn(move |req: Request<Incoming>| {
-            let node = node.clone();
+            let server = server.clone();
             // The head is read: the request's slots go with it.
             let admit = public.as_ref().map(|(hop, conn)| {
-                let ip = client_addr::resolve(hop.ip, &node.config.trusted_proxies, req.headers());
+                let ip =
+                    client_addr::resolve(hop.ip, &server.config.trusted_proxies, req.headers());
                 let client = ClientAddr { ip, peer: hop.peer };
                 (client, conn.clone(), conn.answering())
             });
-            async move { Ok::<_, std::convert::Infallible>(route(node, req, kind, admit).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(routes::route(server, req, kind, admit).await)
+            }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(node.config.handshake_timeout)
+        .header_read_timeout(server.config.handshake_timeout)
         .max_buf_size(64 * 1024);
     let conn = builder.serve_connection(io, service).with_upgrades();
     let conn = std::pin::pin!(conn);
@@ -206,60 +297,3 @@ async fn serve_http<I>(
 /// A public request's admission: its client address, its connection's
 /// state, and the handshake slots taken at its first byte.
 pub type Admit = (ClientAddr, Arc<ConnAdmission>, Option<HandshakeSlots>);
-
-async fn route(
-    node: Arc<Node>,
-    req: Request<Incoming>,
-    kind: Listener,
-    admit: Option<Admit>,
-) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    // Only an upgrade keeps its handshake slots until it is answered.
-    let admit = match admit {
-        Some((client, conn, slots)) if path == "/ws" => Some((client, conn, slots)),
-        _ => None,
-    };
-    match (kind, path.as_str()) {
-        (_, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        (_, "/readyz") => readyz(&node),
-        (Listener::Public, "/ws") => match admit {
-            Some(admit) => upgrade::upgrade(&node, req, admit),
-            None => error(StatusCode::NOT_FOUND, "not_found", "no such path"),
-        },
-        (Listener::Admin, "/metrics") => {
-            node.metrics
-                .ready
-                .set(i64::from(node.not_ready_reason().is_none()));
-            node.metrics.broker_up.set(i64::from(node.broker.is_up()));
-            respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                node.metrics.render().into(),
-            )
-        }
-        (Listener::Admin, p) if p.starts_with("/api/") => crate::api::handle(&node, req).await,
-        (Listener::Public, p) if req.method() == Method::GET || req.method() == Method::HEAD => {
-            match demo::asset(p) {
-                Some((content_type, body)) => respond(StatusCode::OK, content_type, body.into()),
-                None => error(StatusCode::NOT_FOUND, "not_found", "no such path"),
-            }
-        }
-        _ => error(StatusCode::NOT_FOUND, "not_found", "no such path"),
-    }
-}
-
-fn readyz(node: &Node) -> Response<Body> {
-    match node.not_ready_reason() {
-        None => {
-            node.metrics.ready.set(1);
-            json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
-        }
-        Some(reason) => {
-            node.metrics.ready.set(0);
-            json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"status": "not_ready", "reason": reason}),
-            )
-        }
-    }
-}

@@ -25,11 +25,9 @@ use tracing::{debug, Instrument};
 use wsgate_protocol::Codec;
 
 use super::admission::Refusal;
-use super::Admit;
-use crate::auth::AuthError;
+use super::{Admit, Server};
 use crate::config::{Config, OriginPolicy};
 use crate::metrics::RejectReason;
-use crate::node::Node;
 use crate::response::{error, Body};
 use crate::server::client_addr::ClientAddr;
 
@@ -152,7 +150,7 @@ fn busy(refusal: Refusal, client: &ClientAddr) -> Response<Body> {
 
 /// Handles `GET /ws`. The handshake slots in `admit` are held until this
 /// returns (the request is answered).
-pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Response<Body> {
+pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -> Response<Body> {
     let (client, conn, slots) = admit;
     let admission = conn.admission().clone();
     // A pipelined request was read without a first-byte slot: take it now.
@@ -167,7 +165,7 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Re
     if let Err(refusal) = slots.claim_ip(client.ip) {
         return busy(refusal, &client);
     }
-    let metrics = &node.metrics;
+    let metrics = &server.metrics;
     let refuse = |reason: RejectReason, status: StatusCode, code: &str, message: &str| {
         metrics.rejected(reason);
         debug!(client = %client, peer = %client.peer, reason = reason.as_str(), "Upgrade refused.");
@@ -211,7 +209,7 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Re
         );
     };
     let protocol_offered = !offered.is_empty();
-    if node.is_draining() {
+    if server.drain.is_draining() {
         return refuse(
             RejectReason::Draining,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -219,7 +217,7 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Re
             "node is draining; reconnect to another node",
         );
     }
-    if let Some(reason) = node.not_ready_reason() {
+    if let Some(reason) = server.not_ready_reason() {
         return refuse(
             RejectReason::NotReady,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -235,7 +233,7 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Re
             "node is full",
         );
     };
-    if !origin_allowed(&node.config.allowed_origins, headers) {
+    if !origin_allowed(&server.config.allowed_origins, headers) {
         return refuse(
             RejectReason::Origin,
             StatusCode::FORBIDDEN,
@@ -262,27 +260,15 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Re
         }
         (t, u) => (t.flatten(), u.flatten()),
     };
-    let identity = match node.auth.authenticate(
+    let identity = match server.auth.authenticate(
         bearer.as_deref(),
         query_token.as_deref(),
         query_user.as_deref(),
     ) {
         Ok(i) => i,
-        Err(e @ (AuthError::Ambiguous | AuthError::BadUser)) => {
-            return refuse(
-                RejectReason::BadRequest,
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &e.to_string(),
-            );
-        }
         Err(e) => {
-            return refuse(
-                RejectReason::Unauthorized,
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                &e.to_string(),
-            );
+            let (reason, status, code) = crate::errors::auth_rejection(&e);
+            return refuse(reason, status, code, &e.to_string());
         }
     };
     let Ok(ip_slot) = admission.claim_ip(client.ip) else {
@@ -295,22 +281,24 @@ pub fn upgrade(node: &Arc<Node>, mut req: Request<Incoming>, admit: Admit) -> Re
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let session_node = node.clone();
+    let sessions = server.sessions.clone();
+    let metrics = server.metrics.clone();
+    let ws_settings = ws_config(&server.config);
     let span = tracing::debug_span!("session", client = %client);
-    node.sessions.spawn(
+    server.drain.spawn_session(
         async move {
             // Held for the session's whole life.
             let _slots = (connection_slot, ip_slot);
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    session_node.metrics.connections_accepted.inc();
+                    metrics.connections_accepted.inc();
                     let ws = WebSocketStream::from_raw_socket(
                         TokioIo::new(upgraded),
                         Role::Server,
-                        Some(ws_config(&session_node.config)),
+                        Some(ws_settings),
                     )
                     .await;
-                    crate::session::run(session_node.clone(), ws, identity, codec).await;
+                    crate::session::run(sessions, ws, identity, codec).await;
                 }
                 Err(e) => debug!(error = %e, "Upgrade failed after the 101."),
             }

@@ -16,6 +16,8 @@
 pub mod limits;
 mod requests;
 
+pub use requests::RequestError;
+
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,37 +26,31 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant, Sleep};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
 
-use crate::auth::Identity;
+use crate::auth::{Authenticator, Identity};
 use crate::clock::now_ms;
-use crate::hub::{to_ws_message, Conn, Delivery};
-use crate::metrics::BrokerOp;
-use crate::node::{Node, NodeError};
+use crate::config::Config;
+use crate::hub::{to_ws_message, Conn, Outgoing};
+use crate::metrics::Metrics;
+use crate::node::Node;
 use limits::{ErrorWindow, RateLimiter};
 
 /// How long a close handshake may take before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time a closed session is given to leave its rooms and the registry: a few
+/// Redis round trips, each bounded by the Redis operation timeout.
+pub const UNREGISTER_TIME: Duration = Duration::from_secs(3);
 /// The same for a slow consumer, whose close frame waits behind unread data.
 const SLOW_CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most outbox frames written in one batch.
 const WRITE_BATCH: usize = 64;
 /// Most live direct messages tracked for ack redelivery per connection.
 const MAX_TRACKED_ACKS: usize = 256;
-
-/// The one place a refusal becomes a protocol error code.
-pub fn error_code(e: &NodeError) -> ErrorCode {
-    match e {
-        NodeError::Forbidden(_) => ErrorCode::Forbidden,
-        NodeError::TooManyRooms(_) => ErrorCode::TooManyRooms,
-        NodeError::Unavailable => ErrorCode::Unavailable,
-    }
-}
 
 /// The reason text sent with a server-initiated close.
 fn close_reason(code: CloseCode) -> &'static str {
@@ -82,7 +78,33 @@ enum End {
 }
 
 /// One request's result: a reply, nothing, or an error.
-type Handled = Result<Option<Reply>, (ErrorCode, String)>;
+type Handled = Result<Option<Reply>, RequestError>;
+
+/// What every session of a node shares, built once at start-up: the node's
+/// operations, the settings, the metrics, the token verifier (for `refresh`).
+/// A session holds one `Arc` of it, so an idle connection pays one pointer.
+pub struct Shared {
+    node: Arc<Node>,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    auth: Arc<Authenticator>,
+}
+
+impl Shared {
+    pub fn new(
+        node: Arc<Node>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        auth: Arc<Authenticator>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            node,
+            config,
+            metrics,
+            auth,
+        })
+    }
+}
 
 /// Runs a session to its end, then unregisters it.
 ///
@@ -90,7 +112,7 @@ type Handled = Result<Option<Reply>, (ErrorCode, String)>;
 /// the session here, so the long-lived future holds them once (an `async fn`
 /// would keep its arguments' slots beside the session for its whole life).
 pub fn run<S>(
-    node: Arc<Node>,
+    env: Arc<Shared>,
     ws: WebSocketStream<S>,
     identity: Identity,
     codec: Codec,
@@ -98,21 +120,17 @@ pub fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let id = node.hub.next_id();
-    let conn = Conn::new(
-        id,
-        Arc::from(identity.user.as_str()),
-        node.config.outbox_size,
-    );
+    let conn = env.node.new_conn(&identity.user);
+    let config = &env.config;
     let now = Instant::now();
     let session = Session {
-        limiter: RateLimiter::new(node.config.rate_limit, now),
+        limiter: RateLimiter::new(config.rate_limit, now),
         errors: ErrorWindow::default(),
         last_read: now,
-        next_ping: now + node.config.ping_interval,
+        next_ping: now + config.ping_interval,
         token_deadline: token_deadline(&identity),
-        timer: Box::pin(sleep_until(now + node.config.ping_interval)),
-        node,
+        timer: Box::pin(sleep_until(now + config.ping_interval)),
+        env,
         conn,
         identity,
         codec,
@@ -134,13 +152,13 @@ fn token_deadline(identity: &Identity) -> Option<Instant> {
 }
 
 struct Session<S> {
-    node: Arc<Node>,
+    env: Arc<Shared>,
     conn: Arc<Conn>,
     identity: Identity,
     codec: Codec,
     ws: WebSocketStream<S>,
     /// Frames taken from the outbox for the current write batch.
-    taken: Vec<Arc<Delivery>>,
+    taken: Vec<Arc<Outgoing>>,
     rooms: Vec<Arc<str>>,
     out: Vec<Message>,
     limiter: RateLimiter,
@@ -162,9 +180,9 @@ enum Event {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn run(mut self) {
-        Box::pin(self.node.connected(&self.conn)).await;
+        Box::pin(self.env.node.connected(&self.conn)).await;
         let end = self.serve().await;
-        let metrics = &self.node.metrics;
+        let metrics = &self.env.metrics;
         match end {
             End::Server(code) => {
                 if code == CloseCode::TryAgainLater {
@@ -172,20 +190,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 metrics.disconnect(Some(code));
             }
-            End::Client(code) => {
-                match code.and_then(|c| CloseCode::ALL.into_iter().find(|k| k.as_u16() == c)) {
-                    Some(code) => metrics.disconnect(Some(code)),
-                    None => metrics.disconnect_by_client(),
-                }
-            }
+            End::Client(code) => match code.and_then(CloseCode::from_u16) {
+                Some(code) => metrics.disconnect(Some(code)),
+                None => metrics.disconnect_by_client(),
+            },
             End::Abnormal => metrics.disconnect(None),
         }
         debug!(user = %self.conn.user, conn = self.conn.id, "Connection closed.");
-        Box::pin(self.node.disconnected(&self.conn, &self.rooms)).await;
+        Box::pin(self.env.node.disconnected(&self.conn, &self.rooms)).await;
     }
 
     fn welcome(&self) -> ServerFrame {
-        let config = &self.node.config;
+        let config = &self.env.config;
         ServerFrame::Welcome {
             user: self.identity.user.clone(),
             session: format!("{}-{}", config.node_id, self.conn.id),
@@ -247,7 +263,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn next_deadline(&self) -> Instant {
-        let config = &self.node.config;
+        let config = &self.env.config;
         let mut d = self
             .next_ping
             .min(self.last_read + config.ping_interval + config.pong_timeout);
@@ -266,20 +282,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    fn push_delivery(&mut self, d: &Delivery) {
+    fn push_delivery(&mut self, d: &Outgoing) {
         let Some(m) = d.ws_message(self.codec) else {
             return;
         };
         self.out.push(m);
-        if let Some((kind, accepted_ms)) = d.message {
+        if let Some((kind, accepted_ms)) = d.message_info() {
             let latency = now_ms().saturating_sub(accepted_ms) as f64 / 1000.0;
-            self.node.metrics.delivered(kind, latency);
+            self.env.metrics.delivered(kind, latency);
             if kind == Kind::Direct {
                 if let ServerFrame::Message(m) = d.frame() {
                     if self.unacked.len() == MAX_TRACKED_ACKS {
                         self.unacked.pop_front();
                     }
-                    let due = Instant::now() + self.node.config.ack_timeout;
+                    let due = Instant::now() + self.env.config.ack_timeout;
                     self.unacked.push_back((m.id.clone(), due));
                 }
             }
@@ -290,7 +306,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// when it makes no progress for the heartbeat period (slow consumer).
     async fn flush(&mut self) -> Result<(), End> {
         let conn = self.conn.clone();
-        let limit = self.node.config.ping_interval + self.node.config.pong_timeout;
+        let limit = self.env.config.ping_interval + self.env.config.pong_timeout;
         let ws = &mut self.ws;
         let out = &mut self.out;
         let write = async {
@@ -327,7 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn on_timer(&mut self) -> Result<(), End> {
         let now = Instant::now();
-        let config = &self.node.config;
+        let config = &self.env.config;
         if now >= self.last_read + config.ping_interval + config.pong_timeout {
             debug!(user = %self.conn.user, "Heartbeat timeout.");
             return Err(self.close(CloseCode::GoingAway).await);
@@ -339,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 message: "the token expired and was not refreshed".into(),
                 retry_after_ms: None,
             });
-            self.node.metrics.frame_error(ErrorCode::TokenExpired);
+            self.env.metrics.frame_error(ErrorCode::TokenExpired);
             self.flush().await?;
             return Err(self.close_with(CloseCode::Policy, "token expired").await);
         }
@@ -390,10 +406,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Queues the inbox (or, with `only`, the still-unacked messages among
     /// those ids) with `replay: true`.
     async fn replay(&mut self, only: Option<&[String]>) {
-        let pending = match self.node.inbox.pending(&self.conn.user).await {
+        let pending = match self.env.node.pending(&self.conn.user).await {
             Ok(p) => p,
             Err(e) => {
-                self.node.metrics.broker_error(BrokerOp::Inbox);
                 debug!(error = %e, "Inbox replay failed; messages stay stored.");
                 return;
             }
@@ -407,7 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.queue(&ServerFrame::Message(m));
             n += 1;
         }
-        self.node.metrics.inbox_replayed.inc_by(n);
+        self.env.metrics.inbox_replayed.inc_by(n);
     }
 
     async fn on_read(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
@@ -416,13 +431,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 debug!(user = %self.conn.user, error = %e, "WebSocket read failed.");
-                return Err(match e {
-                    WsError::Capacity(_) => self.close(CloseCode::TooBig).await,
-                    WsError::Utf8(_) => self.close(CloseCode::InvalidPayload).await,
-                    // The peer vanished without a close frame: nothing to answer.
-                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Abnormal,
-                    WsError::Protocol(_) => self.close(CloseCode::ProtocolError).await,
-                    _ => End::Abnormal,
+                return Err(match crate::errors::read_error_close(&e) {
+                    Some(code) => self.close(code).await,
+                    None => End::Abnormal,
                 });
             }
         };
@@ -463,7 +474,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn rate_limited(&mut self, r#ref: Option<Ref>, wait: Duration) -> Result<(), End> {
-        self.node.metrics.rate_limited.inc();
+        self.env.metrics.rate_limited.inc();
         let retry = wait.as_millis().max(1) as u64;
         self.send_error(
             r#ref,
@@ -502,7 +513,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         retry_after_ms: Option<u64>,
     ) {
         debug!(user = %self.conn.user, code = %code, "Client error.");
-        self.node.metrics.frame_error(code);
+        self.env.metrics.frame_error(code);
         self.queue(&ServerFrame::Error {
             r#ref,
             code,
@@ -512,9 +523,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn on_data(&mut self, bytes: &[u8]) -> Result<(), End> {
-        let max = self.node.config.max_message_bytes;
+        let max = self.env.config.max_message_bytes;
         if bytes.len() > max {
-            self.node.metrics.frame_unknown();
+            self.env.metrics.frame_unknown();
             let message = format!(
                 "frame of {} bytes exceeds max-message-bytes ({max})",
                 bytes.len()
@@ -537,16 +548,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let request = match decoded {
             Ok(r) => r,
             Err(e) => {
-                self.node.metrics.frame_unknown();
+                self.env.metrics.frame_unknown();
                 return self.violation(e.r#ref, e.code, e.message).await;
             }
         };
-        self.node.metrics.frame_received(&request.frame);
+        self.env.metrics.frame_received(&request.frame);
         let r#ref = request.r#ref.clone();
         match self.handle(request).await {
             Ok(Some(reply)) => self.queue(&ServerFrame::Reply(reply)),
             Ok(None) => {}
-            Err((code, message)) => self.send_error(r#ref, code, message, None),
+            Err(e) => {
+                let code = crate::errors::request_code(&e);
+                self.send_error(r#ref, code, e.to_string(), None);
+            }
         }
         Ok(())
     }

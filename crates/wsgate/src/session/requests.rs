@@ -1,29 +1,39 @@
 //! Request dispatch: one decoded client frame becomes a call on the node
-//! and a reply, nothing, or an error code. Split from the connection loop
-//! in `mod.rs`, which owns reading, writing and timers.
+//! and a reply, nothing, or a [`RequestError`] (mapped to its error code in
+//! [`crate::errors`]). Split from the connection loop in `mod.rs`, which owns
+//! reading, writing and timers.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use wsgate_protocol::{ClientFrame, ClientRequest, ErrorCode, Reply, ServerFrame, Target};
+use wsgate_protocol::{ClientFrame, ClientRequest, Reply, ServerFrame, Target};
 
-use super::{error_code, token_deadline, Handled, Session};
+use super::{token_deadline, Handled, Session};
 use crate::auth::AuthError;
 use crate::node::NodeError;
+
+/// Why a client request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(&'static str),
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn handle(&mut self, request: ClientRequest) -> Handled {
         let ClientRequest { r#ref, frame } = request;
-        let node = self.node.clone();
+        let node = self.env.node.clone();
         let user = self.conn.user.clone();
-        let refused = |e: NodeError| (error_code(&e), e.to_string());
         let mut reply = Reply::ok(r#ref.clone());
         match frame {
             ClientFrame::Join { room } => {
                 let members = node
                     .join(&self.conn, &self.identity, &room, self.rooms.len())
-                    .await
-                    .map_err(refused)?;
+                    .await?;
                 if !self.rooms.iter().any(|r| **r == *room) {
                     self.rooms.push(Arc::from(room.as_str()));
                 }
@@ -31,41 +41,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 reply.members = Some(members);
             }
             ClientFrame::Leave { room } => {
-                node.leave(&self.conn, &room).await.map_err(refused)?;
+                node.leave(&self.conn, &room).await?;
                 self.rooms.retain(|r| **r != *room);
                 reply.room = Some(room);
             }
             ClientFrame::Send { to, content } => {
-                let (id, online) = node
-                    .send_direct(&user, &to, content)
-                    .await
-                    .map_err(refused)?;
+                let (id, online) = node.send_direct(&user, &to, content).await?;
                 reply.id = Some(id);
                 reply.online = Some(online);
             }
             ClientFrame::Publish { room, content } => {
                 reply.id = Some(
                     node.publish_room(Some(&self.conn), &user, &room, content)
-                        .await
-                        .map_err(refused)?,
+                        .await?,
                 );
             }
             ClientFrame::Broadcast { content } => {
                 if !self.identity.can_broadcast {
-                    return Err((
-                        ErrorCode::Forbidden,
-                        "the token lacks the `broadcast` capability".into(),
+                    return Err(RequestError::Forbidden(
+                        "the token lacks the `broadcast` capability",
                     ));
                 }
-                reply.id = Some(node.broadcast(&user, content).await.map_err(refused)?);
+                reply.id = Some(node.broadcast(&user, content).await?);
             }
             ClientFrame::Ack { ids } => {
-                node.ack(&user, &ids).await.map_err(refused)?;
+                node.ack(&user, &ids).await?;
                 self.unacked.retain(|(id, _)| !ids.contains(id));
                 return Ok(r#ref.map(|_| reply));
             }
             ClientFrame::Typing { target } => {
-                node.typing(&self.conn, &target).await.map_err(refused)?;
+                node.typing(&self.conn, &target).await?;
                 return Ok(r#ref.map(|_| reply));
             }
             ClientFrame::Presence {
@@ -74,18 +79,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // Membership is not needed, but a room the token's `rooms`
                 // claim does not allow is not the user's to look into.
                 if !self.identity.may_join(&room) {
-                    return Err((
-                        ErrorCode::Forbidden,
-                        "the token does not allow this room".into(),
+                    return Err(RequestError::Forbidden(
+                        "the token does not allow this room",
                     ));
                 }
-                reply.members = Some(node.room_members(&room).await.map_err(refused)?);
+                reply.members = Some(node.room_members(&room).await?);
                 reply.room = Some(room);
             }
             ClientFrame::Presence {
                 target: Target::User(u),
             } => {
-                let n = node.user_connections(&u).await.map_err(refused)?;
+                let n = node.user_connections(&u).await?;
                 reply.user = Some(u);
                 reply.online = Some(n > 0);
                 reply.connections = Some(n.min(u32::MAX as u64) as u32);
@@ -102,21 +106,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(Some(reply))
     }
 
-    fn refresh(&mut self, token: &str) -> Result<(), (ErrorCode, String)> {
-        let identity = self.node.auth.verify(token).map_err(|e| match e {
-            AuthError::Expired => (ErrorCode::TokenExpired, e.to_string()),
-            e => (ErrorCode::Forbidden, e.to_string()),
-        })?;
+    fn refresh(&mut self, token: &str) -> Result<(), RequestError> {
+        let identity = self.env.auth.verify(token)?;
         if identity.user != self.identity.user {
-            return Err((
-                ErrorCode::Forbidden,
-                "the new token is for another user".into(),
-            ));
+            return Err(RequestError::Forbidden("the new token is for another user"));
         }
         if identity.expires_at < self.identity.expires_at {
-            return Err((
-                ErrorCode::Forbidden,
-                "the new token expires before the current one".into(),
+            return Err(RequestError::Forbidden(
+                "the new token expires before the current one",
             ));
         }
         self.token_deadline = token_deadline(&identity);

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsgate::config::Config;
-use wsgate::node::Node;
+use wsgate::server::Server;
 use wsgate::{Backend, Listeners};
 use wsgate_client::{Client, ClientError, Options};
 
@@ -81,7 +81,7 @@ pub fn broadcaster(user: &str) -> String {
 
 /// A running node.
 pub struct TestNode {
-    pub node: Arc<Node>,
+    pub node: Arc<Server>,
     pub public: SocketAddr,
     pub admin: SocketAddr,
 }

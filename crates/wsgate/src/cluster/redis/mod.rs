@@ -149,7 +149,8 @@ impl Broker for RedisBroker {
         tokio::spawn(liveness::heartbeat_loop(self.inner.clone(), sink));
     }
 
-    async fn publish(&self, route: &Route, envelope: &Envelope) -> Result<usize, BrokerError> {
+    async fn publish(&self, envelope: &Envelope) -> Result<usize, BrokerError> {
+        let route = &envelope.route;
         let r = &self.inner.redis;
         let keys = r.keys();
         let bytes = envelope

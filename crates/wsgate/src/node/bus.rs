@@ -1,0 +1,177 @@
+//! Where events go: [`Node::emit`] delivers an event to the local
+//! connections on its route and publishes it to the other nodes on that
+//! route; the [`BusSink`] side delivers what other nodes published with the
+//! same local delivery. An event is built once, by the node that accepted
+//! it, and every node writes the same frame.
+//!
+//! Local delivery never waits: each connection's outbox is bounded and a
+//! full one closes its connection with 1013 (see [`crate::hub::outbox`]).
+
+use futures_util::StreamExt;
+use tracing::debug;
+use wsgate_protocol::bus::{BusEvent, Envelope, Route};
+use wsgate_protocol::{CloseCode, Kind, PresenceEvent, ServerFrame};
+
+use super::Node;
+use crate::clock::now_ms;
+use crate::cluster::{BrokerError, BusSink, LocalState};
+use crate::hub::{ConnId, Outgoing};
+use crate::metrics::BrokerOp;
+
+/// Inbox reads in flight when sessions catch up after a bus outage.
+const CATCH_UP_CONCURRENCY: usize = 16;
+
+/// What [`Node::emit`] did.
+pub(super) struct Emitted {
+    /// Local connections the event was queued for (or closed, for a disconnect).
+    pub local: usize,
+    /// Other nodes reached, or why the publish failed (counted already).
+    pub remote: Result<usize, BrokerError>,
+}
+
+impl Node {
+    /// Delivers `event` to the local connections on `route` (all but
+    /// `except`), then publishes it to the other nodes on that route.
+    pub(super) async fn emit(
+        &self,
+        route: Route,
+        event: BusEvent,
+        except: Option<ConnId>,
+    ) -> Emitted {
+        let local = self.deliver_local(&route, &event, except);
+        let envelope = Envelope {
+            origin: self.config.node_id.clone(),
+            route,
+            event,
+        };
+        let remote = match self.broker.publish(&envelope).await {
+            Ok(n) => {
+                self.metrics.broker_published.inc_by(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.metrics.broker_error(BrokerOp::Publish);
+                debug!(error = %e, "Bus publish failed.");
+                Err(e)
+            }
+        };
+        Emitted { local, remote }
+    }
+
+    /// Delivers an event to this node's connections on `route`; returns how
+    /// many it reached.
+    fn deliver_local(&self, route: &Route, event: &BusEvent, except: Option<ConnId>) -> usize {
+        match event {
+            BusEvent::Frame { frame, accepted_ms } => {
+                let out = match frame {
+                    ServerFrame::Message(m) => {
+                        Outgoing::message(frame.clone(), m.kind, accepted_ms.unwrap_or(m.time))
+                    }
+                    _ => Outgoing::control(frame.clone()),
+                };
+                match route {
+                    Route::User(user) => self.hub.to_user(user, &out),
+                    Route::Room(room) => self.hub.to_room(room, &out, except),
+                    Route::Broadcast => self.hub.to_all(&out),
+                }
+            }
+            BusEvent::Disconnect { code } => {
+                let code = CloseCode::from_u16(*code).unwrap_or(CloseCode::Policy);
+                match route {
+                    Route::User(user) => self.hub.kick_user(user, code),
+                    // Only users are disconnected; anything else is not ours.
+                    Route::Room(_) | Route::Broadcast => {
+                        self.metrics.broker_error(BrokerOp::Decode);
+                        0
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BusSink for Node {
+    fn deliver(&self, envelope: Envelope) {
+        self.metrics.broker_received.inc();
+        self.deliver_local(&envelope.route, &envelope.event, None);
+    }
+
+    fn nodes_died(&self, leaves: Vec<(String, String)>) {
+        let mut envelopes = Vec::with_capacity(leaves.len());
+        for (room, user) in leaves {
+            let route = Route::Room(room.clone());
+            let event = BusEvent::Frame {
+                frame: ServerFrame::Presence {
+                    room,
+                    event: PresenceEvent::Leave,
+                    user,
+                },
+                accepted_ms: None,
+            };
+            self.deliver_local(&route, &event, None);
+            envelopes.push(Envelope {
+                origin: self.config.node_id.clone(),
+                route,
+                event,
+            });
+        }
+        // One task for the whole batch: this runs on the broker's reader and must not wait.
+        let broker = self.broker.clone();
+        tokio::spawn(async move {
+            for env in envelopes {
+                // Live-only presence, like every presence event.
+                if let Err(e) = broker.publish(&env).await {
+                    debug!(error = %e, "Reaped leave not published.");
+                }
+            }
+        });
+    }
+
+    fn local_state(&self) -> LocalState {
+        LocalState {
+            users: self
+                .hub
+                .users()
+                .into_iter()
+                .map(|(u, n)| (u, n as u64))
+                .collect(),
+            rooms: self
+                .hub
+                .room_names()
+                .into_iter()
+                .map(|r| {
+                    let users = self.hub.room_users(&r);
+                    (r, users)
+                })
+                .collect(),
+        }
+    }
+
+    async fn resubscribed(&self) {
+        // Direct messages published to this node while it was off the bus
+        // wait only in the inboxes: send each local user's unacked messages
+        // again (duplicates are dropped by id). They go through the outboxes
+        // before any live message of the new subscription.
+        let users = self.hub.users();
+        futures_util::stream::iter(users)
+            .for_each_concurrent(CATCH_UP_CONCURRENCY, |(user, _)| async move {
+                match self.inbox.pending(&user).await {
+                    Ok(messages) => {
+                        self.metrics.inbox_replayed.inc_by(messages.len() as u64);
+                        for mut m in messages {
+                            m.replay = true;
+                            let frame = ServerFrame::Message(m);
+                            let out = Outgoing::message(frame, Kind::Direct, now_ms());
+                            self.hub.to_user(&user, &out);
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.broker_error(BrokerOp::Inbox);
+                        debug!(user = %user, error = %e, "Inbox catch-up failed; the messages stay stored.");
+                    }
+                }
+            })
+            .await;
+    }
+}

@@ -1,0 +1,313 @@
+//! The node: what one wsgate process does with messages, rooms and presence.
+//!
+//! Sessions, the server API (and gRPC) call the node's operations; the node
+//! talks to the local [`Hub`], to the cluster through a [`Broker`] and to an
+//! [`Inbox`], and never knows which implementations it holds. Its fields are
+//! private: whoever needs the hub, the config or the metrics is handed them
+//! at start-up (see [`crate::start`]), never reaches through the node.
+//!
+//! - this file: the node, its errors, direct, room and broadcast messages,
+//!   acks and receipts, the registry at connect and disconnect;
+//! - [`rooms`]: join, leave, presence events and queries, typing;
+//! - [`bus`]: [`Node::emit`], the one place an event is delivered: to the
+//!   local connections on its route, then published to the other nodes; the
+//!   same local delivery serves envelopes from the bus ([`BusSink`]).
+//!
+//! Order: one sender's requests are handled one at a time by its session, and
+//! each publish is awaited before the next, so per-sender order holds on every
+//! path (local outboxes are FIFO, Redis delivers in command order). After a
+//! bus outage the node re-sends each local user's inbox before the first
+//! envelope of the new subscription ([`BusSink::resubscribed`]): direct
+//! messages published while it was away are not lost to live connections.
+
+mod bus;
+mod rooms;
+
+use std::sync::Arc;
+
+use tracing::debug;
+use uuid::Uuid;
+use wsgate_protocol::bus::{BusEvent, Route};
+use wsgate_protocol::{CloseCode, Content, Kind, MessageFrame, ServerFrame};
+
+use crate::clock::now_ms;
+use crate::cluster::{Broker, BrokerError, BusSink, NodeInfo};
+use crate::config::Config;
+use crate::hub::{Conn, Hub};
+use crate::inbox::{Inbox, InboxError};
+use crate::metrics::{BrokerOp, Metrics};
+
+/// Why the node refused or could not do a request. [`crate::errors`] maps
+/// each to its protocol error code and HTTP status, in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("this connection has joined the most rooms allowed ({0})")]
+    TooManyRooms(usize),
+    #[error("the node is not connected to the cluster; retry")]
+    NotConnected,
+    #[error("the cluster could not confirm this; retry")]
+    Cluster(#[source] BrokerError),
+    #[error("the inbox could not confirm this; retry with the same id")]
+    Inbox(#[source] InboxError),
+}
+
+/// One wsgate process's message logic.
+pub struct Node {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    hub: Arc<Hub>,
+    broker: Arc<dyn Broker>,
+    inbox: Arc<dyn Inbox>,
+}
+
+impl Node {
+    /// Builds a node and attaches it to its broker and inbox.
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        hub: Arc<Hub>,
+        broker: Arc<dyn Broker>,
+        inbox: Arc<dyn Inbox>,
+    ) -> Arc<Node> {
+        let node = Arc::new(Node {
+            config,
+            metrics,
+            hub,
+            broker,
+            inbox,
+        });
+        let sink: Arc<dyn BusSink> = node.clone();
+        node.broker.start(Arc::downgrade(&sink));
+        node.inbox.start();
+        node
+    }
+
+    /// This node's instance ID.
+    pub fn id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// True while the broker can route: connected and subscribed.
+    pub fn cluster_up(&self) -> bool {
+        self.broker.is_up()
+    }
+
+    /// A new connection of `user`, with an outbox of `outbox-size` frames.
+    pub fn new_conn(&self, user: &str) -> Arc<Conn> {
+        Conn::new(self.hub.next_id(), Arc::from(user), self.config.outbox_size)
+    }
+
+    fn new_message(&self, kind: Kind, from: &str, content: Content) -> MessageFrame {
+        MessageFrame {
+            id: Uuid::now_v7().to_string(),
+            kind,
+            from: from.to_owned(),
+            to: None,
+            room: None,
+            content,
+            time: now_ms(),
+            replay: false,
+        }
+    }
+
+    fn message_event(message: MessageFrame) -> BusEvent {
+        let accepted_ms = Some(message.time);
+        BusEvent::Frame {
+            frame: ServerFrame::Message(message),
+            accepted_ms,
+        }
+    }
+
+    /// A direct message: stored in the recipient's inbox, then delivered live to
+    /// their connections on every node. Returns the id and whether they are online.
+    pub async fn send_direct(
+        &self,
+        from: &str,
+        to: &str,
+        content: Content,
+    ) -> Result<(String, bool), NodeError> {
+        let mut message = self.new_message(Kind::Direct, from, content);
+        message.to = Some(to.to_owned());
+        let trimmed = self.inbox.store(to, &message).await.map_err(|e| {
+            self.metrics.broker_error(BrokerOp::Inbox);
+            debug!(error = %e, "Inbox store failed.");
+            NodeError::Inbox(e)
+        })?;
+        self.metrics.inbox_stored.inc();
+        self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
+        self.metrics.published(Kind::Direct);
+        let id = message.id.clone();
+        let sent = self
+            .emit(
+                Route::User(to.to_owned()),
+                Self::message_event(message),
+                None,
+            )
+            .await;
+        // Stored already: a failed live publish is replayed from the inbox later.
+        Ok((id, sent.local > 0 || sent.remote.unwrap_or(0) > 0))
+    }
+
+    /// A room message from a member connection (or from the API when `conn` is None).
+    pub async fn publish_room(
+        &self,
+        conn: Option<&Conn>,
+        from: &str,
+        room: &str,
+        content: Content,
+    ) -> Result<String, NodeError> {
+        if let Some(conn) = conn {
+            if !self.hub.is_member(conn.id, room) {
+                return Err(NodeError::Forbidden("not a member of this room"));
+            }
+        }
+        if !self.broker.is_up() {
+            return Err(NodeError::NotConnected);
+        }
+        let mut message = self.new_message(Kind::Room, from, content);
+        message.room = Some(room.to_owned());
+        self.metrics.published(Kind::Room);
+        let id = message.id.clone();
+        self.emit(
+            Route::Room(room.to_owned()),
+            Self::message_event(message),
+            None,
+        )
+        .await
+        .remote
+        .map_err(NodeError::Cluster)?;
+        Ok(id)
+    }
+
+    /// A message to every connection of the cluster.
+    pub async fn broadcast(&self, from: &str, content: Content) -> Result<String, NodeError> {
+        if !self.broker.is_up() {
+            return Err(NodeError::NotConnected);
+        }
+        let message = self.new_message(Kind::Broadcast, from, content);
+        self.metrics.published(Kind::Broadcast);
+        let id = message.id.clone();
+        self.emit(Route::Broadcast, Self::message_event(message), None)
+            .await
+            .remote
+            .map_err(NodeError::Cluster)?;
+        Ok(id)
+    }
+
+    /// Connections of a user, cluster-wide.
+    pub async fn user_connections(&self, user: &str) -> Result<u64, NodeError> {
+        self.broker.user_status(user).await.map_err(|e| {
+            self.metrics.broker_error(BrokerOp::Registry);
+            NodeError::Cluster(e)
+        })
+    }
+
+    /// The user's unacked direct messages, oldest first (the replay).
+    pub async fn pending(&self, user: &str) -> Result<Vec<MessageFrame>, NodeError> {
+        self.inbox.pending(user).await.map_err(|e| {
+            self.metrics.broker_error(BrokerOp::Inbox);
+            NodeError::Inbox(e)
+        })
+    }
+
+    /// Removes acked messages from `user`'s inbox and sends receipts to their senders.
+    pub async fn ack(&self, user: &str, ids: &[String]) -> Result<(), NodeError> {
+        let acked = self.inbox.ack(user, ids).await.map_err(|e| {
+            self.metrics.broker_error(BrokerOp::Inbox);
+            NodeError::Inbox(e)
+        })?;
+        self.metrics.inbox_acked.inc_by(acked.len() as u64);
+        for a in acked {
+            let receipt = BusEvent::Frame {
+                frame: ServerFrame::Receipt {
+                    id: a.id,
+                    by: user.to_owned(),
+                    status: "delivered".into(),
+                },
+                accepted_ms: None,
+            };
+            // Receipts are live-only; the ack itself has been applied. A
+            // failed publish is counted by `emit`.
+            if self
+                .emit(Route::User(a.from), receipt, None)
+                .await
+                .remote
+                .is_err()
+            {
+                debug!("Receipt not published.");
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a user's connections on every node; returns how many there were.
+    pub async fn disconnect_user(&self, user: &str) -> Result<u64, NodeError> {
+        let total = self.user_connections(user).await?;
+        let code = CloseCode::Policy.as_u16();
+        self.emit(
+            Route::User(user.to_owned()),
+            BusEvent::Disconnect { code },
+            None,
+        )
+        .await
+        .remote
+        .map_err(NodeError::Cluster)?;
+        Ok(total)
+    }
+
+    /// Live nodes of the cluster.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, NodeError> {
+        self.broker.set_local_connections(self.hub.len() as u64);
+        let nodes = self.broker.nodes().await.map_err(NodeError::Cluster)?;
+        self.metrics.cluster_nodes.set(nodes.len() as i64);
+        Ok(nodes)
+    }
+
+    /// Refreshes the cluster gauges (`wsgate_broker_up`, the node list and
+    /// `wsgate_cluster_nodes`); called periodically by the server.
+    pub async fn refresh_gauges(&self) {
+        self.metrics.broker_up.set(i64::from(self.broker.is_up()));
+        // A failure is counted by the broker; the next period tries again.
+        if let Err(e) = self.nodes().await {
+            debug!(error = %e, "Node list refresh failed.");
+        }
+    }
+
+    /// Registers a new connection with the cluster.
+    pub async fn connected(&self, conn: &Arc<Conn>) {
+        self.hub.add(conn);
+        self.metrics.connections.set(self.hub.len() as i64);
+        self.broker.set_local_connections(self.hub.len() as u64);
+        if let Err(e) = self.broker.user_connections(&conn.user, 1).await {
+            // Counted, not logged per connection: an outage would flood the log.
+            // The broker re-registers every local user when it reconnects.
+            self.metrics.broker_error(BrokerOp::Registry);
+            debug!(error = %e, "Could not register a connection in the cluster registry.");
+        }
+    }
+
+    /// Unregisters a closed connection: leaves its rooms, updates the registry.
+    pub async fn disconnected(&self, conn: &Conn, rooms: &[Arc<str>]) {
+        for room in rooms {
+            // The connection is gone either way; a failed leave is counted
+            // (presence) and the reaper or the next resync cleans the registry.
+            if let Err(e) = self.leave(conn, room).await {
+                debug!(room = %room, error = %e, "Leave at disconnect failed.");
+            }
+        }
+        self.hub.remove(conn);
+        self.metrics.connections.set(self.hub.len() as i64);
+        self.broker.set_local_connections(self.hub.len() as u64);
+        if self.broker.user_connections(&conn.user, -1).await.is_err() {
+            self.metrics.broker_error(BrokerOp::Registry);
+        }
+    }
+
+    /// Leaves the cluster: stops the broker's background work and removes
+    /// this node's registrations (the end of the drain).
+    pub async fn leave_cluster(&self) {
+        self.broker.shutdown().await;
+    }
+}
