@@ -33,7 +33,7 @@
  * @property {number} [offset] the room's last message offset (0 before any)
  * @property {boolean} [recovered] only on a join with `since` (automatic re-joins)
  * @typedef {{ type: 'reply', ok: true, id: string, online: boolean, duplicate?: boolean }} SendReply
- * @typedef {{ type: 'reply', ok: true, id: string }} PublishReply
+ * @typedef {{ type: 'reply', ok: true, id: string, offset?: number }} PublishReply `offset`: the message's position in the room's history (servers with room history)
  * @typedef {'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'} ConnectionState
  * @typedef {object} StateChange
  * @property {ConnectionState} state
