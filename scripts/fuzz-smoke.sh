@@ -3,6 +3,9 @@
 #
 #   scripts/fuzz-smoke.sh            # each target for 10 s
 #   FUZZ_SECONDS=600 scripts/fuzz-smoke.sh decode_json token
+#   scripts/fuzz-smoke.sh proxy_header   # the PROXY protocol header parser
+#
+# The targets are every [[bin]] of fuzz/Cargo.toml (`cargo fuzz list`).
 #
 # Installs cargo-fuzz when it is missing. Uses the nightly toolchain when rustup
 # has one, else stable with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs, only when missing:
-# redis-server and redis-sentinel (cluster tests), nginx (load-balancer test), chromium (browser
+# redis-server and redis-sentinel (cluster tests), nginx and haproxy (load-balancer tests), chromium (browser
 # tests), prometheus/promtool (alert rules, dashboard check), docker-compose
 # (compose validation). Safe to run again; takes a lock so parallel runs wait.
 set -euo pipefail
@@ -8,6 +8,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v haproxy >/dev/null || need+=(haproxy)
 command -v chromium >/dev/null || need+=(chromium)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
@@ -23,7 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The packaged services must not hold the ports or files tests use: tests start
 # their own redis-server and nginx on free ports.
-for svc in redis-server redis-sentinel nginx prometheus; do
+for svc in redis-server redis-sentinel nginx haproxy prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

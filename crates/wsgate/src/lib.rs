@@ -14,6 +14,7 @@
 //!   Redis broker and the Redis inbox);
 //! - [`errors`]: the one place an error becomes a protocol code, an HTTP
 //!   status or a close code;
+//! - [`client_addr`]: the client's address behind trusted proxies;
 //! - [`auth`], [`api`], [`metrics`], [`response`], [`clock`], [`telemetry`].
 //!
 //! [`run`] is the whole server; `main` only parses settings and calls it, and
@@ -30,6 +31,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 pub mod clock;
 pub mod cluster;
 pub mod config;

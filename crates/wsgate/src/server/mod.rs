@@ -6,7 +6,8 @@
 //! - [`routes`]: which path answers what, `/readyz` and `/metrics`;
 //! - [`upgrade`]: the `/ws` upgrade and the hand-over to a session;
 //! - [`drain`]: the session tracker and the drain (contract section 7);
-//! - [`admission`], [`admitted_io`], [`client_addr`], [`proxy_protocol`]:
+//! - [`admission`], [`admitted_io`], [`proxy_protocol`] (and the leaf
+//!   [`crate::client_addr`]):
 //!   admission control and client addresses (below);
 //! - [`demo`]: the demo page's assets.
 //!
@@ -21,12 +22,11 @@
 //! go through admission ([`admission`], [`admitted_io`]): each request holds
 //! a handshake slot from its first byte until it is answered, and an upgrade
 //! past the node's or the client address's limit gets a 503 at once. Each
-//! request's client address ([`client_addr`]) is the peer's, or what trusted
+//! request's client address ([`crate::client_addr`]) is the peer's, or what trusted
 //! proxies forwarded; per-IP limits and logs use it.
 
 pub mod admission;
 pub mod admitted_io;
-pub mod client_addr;
 pub mod demo;
 pub mod drain;
 pub mod proxy_protocol;
@@ -46,9 +46,9 @@ use tracing::{debug, warn};
 
 use self::admission::{Admission, HandshakeSlots};
 use self::admitted_io::{AdmittedIo, ConnAdmission};
-use self::client_addr::ClientAddr;
 use self::drain::Drain;
 use crate::auth::Authenticator;
+use crate::client_addr::{self, ClientAddr};
 use crate::config::{Config, ProxyProtocol};
 use crate::hub::Hub;
 use crate::metrics::{Metrics, RejectReason};

@@ -130,6 +130,11 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
     if cr + 2 > V1_MAX {
         return Err(ProxyError::Malformed("v1 line longer than 107 bytes"));
     }
+    // The same check as for an incomplete line, so a prefix never fails
+    // where the whole line would pass.
+    if buf[..cr].iter().any(|&b| !(0x20..0x7f).contains(&b)) {
+        return Err(ProxyError::Malformed("v1 line has a control byte"));
+    }
     let Some(&lf) = buf.get(cr + 1) else {
         return Ok(Parsed::Incomplete);
     };

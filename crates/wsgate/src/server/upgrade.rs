@@ -6,7 +6,7 @@
 //! first byte already, see [`super::admitted_io`]) · 400 bad upgrade request
 //! · 503 draining, not ready or node full · 403 origin not allowed · 401
 //! missing, invalid or expired token · 429 too many connections from this
-//! client address ([`super::client_addr`]). Not ready (cluster mode, Redis unreachable or subscriptions not live):
+//! client address ([`crate::client_addr`]). Not ready (cluster mode, Redis unreachable or subscriptions not live):
 //! the node could neither replay the inbox nor register the connection, so it
 //! could not keep contract 5.1 (replay before live); `/readyz` says the same.
 //!
@@ -26,10 +26,10 @@ use wsgate_protocol::Codec;
 
 use super::admission::Refusal;
 use super::{Admit, Server};
+use crate::client_addr::ClientAddr;
 use crate::config::{Config, OriginPolicy};
 use crate::metrics::RejectReason;
 use crate::response::{error, Body};
-use crate::server::client_addr::ClientAddr;
 
 /// Read chunk per connection: small, because most connections are idle and
 /// most client frames are small. A larger frame is still read whole (the
@@ -298,7 +298,7 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
                         Some(ws_settings),
                     )
                     .await;
-                    crate::session::run(sessions, ws, identity, codec).await;
+                    crate::session::run(sessions, ws, identity, codec, client).await;
                 }
                 Err(e) => debug!(error = %e, "Upgrade failed after the 101."),
             }

@@ -33,6 +33,7 @@ use tracing::debug;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
 
 use crate::auth::{Authenticator, Identity};
+use crate::client_addr::ClientAddr;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::hub::{to_ws_message, Conn, Outgoing};
@@ -116,6 +117,7 @@ pub fn run<S>(
     ws: WebSocketStream<S>,
     identity: Identity,
     codec: Codec,
+    client: ClientAddr,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -134,6 +136,7 @@ where
         conn,
         identity,
         codec,
+        client,
         ws,
         taken: Vec::new(),
         rooms: Vec::new(),
@@ -156,6 +159,8 @@ struct Session<S> {
     conn: Arc<Conn>,
     identity: Identity,
     codec: Codec,
+    /// The client's address (behind trusted proxies, the one they forward).
+    client: ClientAddr,
     ws: WebSocketStream<S>,
     /// Frames taken from the outbox for the current write batch.
     taken: Vec<Arc<Outgoing>>,
@@ -196,7 +201,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             },
             End::Abnormal => metrics.disconnect(None),
         }
-        debug!(user = %self.conn.user, conn = self.conn.id, "Connection closed.");
+        debug!(
+            user = %self.conn.user,
+            conn = self.conn.id,
+            client = %self.client,
+            "Connection closed."
+        );
         Box::pin(self.env.node.disconnected(&self.conn, &self.rooms)).await;
     }
 

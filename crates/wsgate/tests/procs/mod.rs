@@ -11,7 +11,9 @@
 //! - [`SentinelProc`]: a `redis-sentinel` watching a primary, its config in
 //!   its own temp dir (`sentinel.rs`);
 //! - [`Nginx`]: a real nginx load balancer in front of nodes, with the
-//!   WebSocket upgrade headers (`nginx.rs`);
+//!   WebSocket upgrade headers and `X-Forwarded-For` (`nginx.rs`);
+//! - [`Haproxy`]: a real HAProxy in TCP mode that sends the PROXY protocol
+//!   v2 header to the nodes (`haproxy.rs`);
 //! - a raw HTTP/1.1 client for `/readyz`, `/metrics` and the API, a metrics
 //!   reader (`http.rs`); [`eventually`] and `poll!`, frame helpers, and the
 //!   report file the tests append numbers to.
@@ -23,6 +25,7 @@
 //! and ports, so tests run in parallel.
 #![allow(dead_code)] // Shared by several test binaries; each uses a subset.
 
+mod haproxy;
 mod http;
 mod nginx;
 mod node;
@@ -31,7 +34,7 @@ mod sentinel;
 
 // Each test file uses a subset.
 #[allow(unused_imports)]
-pub use {http::*, nginx::*, node::*, redis_server::*, sentinel::*};
+pub use {haproxy::*, http::*, nginx::*, node::*, redis_server::*, sentinel::*};
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};

@@ -88,6 +88,8 @@ fn v1_bad_lines_are_refused() {
         b"PROXYTCP4",
         b"proxy TCP4 1.2.3.4 1.2.3.4 1 2\r\n",
         b"PROXY UNKNOWN\x01",
+        b"PROXY UNKNOWN \x01\r\n",
+        b"PROXY UNKNOWN \xff\r\n",
     ] {
         bad(line, mode);
     }

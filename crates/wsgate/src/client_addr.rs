@@ -1,7 +1,10 @@
 //! The client's address behind proxies (contract 3.1).
 //!
+//! A leaf: the server resolves the address ([`resolve`]) and hands the
+//! [`ClientAddr`] to the session, which keeps it for logs and events.
+//!
 //! A connection arrives from a *hop*: the TCP peer, or the source address of
-//! its PROXY protocol header (see [`super::proxy_protocol`]). When the hop is
+//! its PROXY protocol header (see [`crate::server::proxy_protocol`]). When the hop is
 //! not in `--trusted-proxies`, it is the client and forwarding headers are
 //! ignored (anyone can write them). When it is trusted, the client is the
 //! rightmost address of `X-Forwarded-For` that is not itself a trusted proxy
