@@ -252,7 +252,7 @@ async fn nodes_follow_a_sentinel_failover_and_lose_no_acked_direct_message() {
     // Stores are confirmed by the promoted primary's remaining replica.
     poll!(
         "wsgate_redis_replicas follows the new primary",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         (n1.metric("wsgate_redis_replicas").await == 1.0).then_some(())
     );
 }
