@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
             Some(Ref::Num(n)) => assert!(n.to_string().len() <= Ref::MAX_BYTES),
             None => {}
         }
-        if let ClientFrame::Join { room } | ClientFrame::Leave { room } = &req.frame {
+        if let ClientFrame::Join { room, .. } | ClientFrame::Leave { room } = &req.frame {
             assert!(wsgate_protocol::names::is_valid_name(room));
         }
     }

@@ -36,6 +36,8 @@ fn encode(c: &mut Criterion) {
         content: json!({"text":"hello, world","n":7,"tags":["a","b"]}),
         time: 1_795_349_179_883,
         replay: false,
+        offset: Some(1_234),
+        epoch: Some("5f0c3a9e12b4d678".into()),
     });
     let mut g = c.benchmark_group("encode_server");
     g.throughput(Throughput::Elements(1));

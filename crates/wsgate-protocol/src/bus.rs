@@ -11,7 +11,17 @@
 //! Envelopes are MessagePack maps with named fields, encoded once per publish.
 //! `origin` is the publishing node's instance ID: a node skips envelopes it sent
 //! itself on shared channels (room, broadcast), because it delivered them
-//! locally already.
+//! locally already, except *sequenced* room messages.
+//!
+//! A sequenced payload is how a room message travels once the room's history
+//! has given it its place (contract 5.4): the history script in Redis (or the
+//! memory history in standalone mode) stores the envelope and publishes it
+//! prefixed with its position, `#` EPOCH `:` OFFSET `:` ENVELOPE (EPOCH
+//! without `:`, OFFSET in decimal). An envelope is a MessagePack map, which
+//! never starts with `#` (a positive fixint), so both decode through
+//! [`Envelope::decode`]. Every node, the publishing one included, delivers a
+//! sequenced message only from the bus, so each node sees one room's
+//! messages in offset order.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,12 +77,31 @@ impl BusEvent {
             _ => None,
         }
     }
+
+    /// True for a room message that has its place in the room's history:
+    /// the bus delivers it to every node, its origin included.
+    pub fn is_sequenced(&self) -> bool {
+        matches!(
+            self,
+            BusEvent::Frame {
+                frame: ServerFrame::Message(m),
+                ..
+            } if m.offset.is_some()
+        )
+    }
 }
 
 /// Why a bus payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid bus envelope: {0}")]
-pub struct EnvelopeError(#[from] rmp_serde::decode::Error);
+pub enum EnvelopeError {
+    #[error("invalid bus envelope: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("invalid sequenced bus payload: {0}")]
+    Sequenced(&'static str),
+}
+
+/// First byte of a sequenced payload.
+pub const SEQUENCED_MARK: u8 = b'#';
 
 impl Envelope {
     /// Encodes the envelope (MessagePack, named fields).
@@ -83,10 +112,60 @@ impl Envelope {
     /// Decodes an envelope; never panics on any input, and never recurses
     /// deeper than [`Envelope::MAX_DEPTH`] (content is at most
     /// [`crate::codec::MAX_DEPTH`] deep, plus the envelope's own maps).
+    ///
+    /// A sequenced payload (see the module docs) decodes to its room message
+    /// with `epoch` and `offset` set from the prefix.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        match bytes.split_first() {
+            Some((&SEQUENCED_MARK, rest)) => Self::decode_sequenced(rest),
+            _ => Self::decode_plain(bytes),
+        }
+    }
+
+    fn decode_plain(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
         de.set_max_depth(Self::MAX_DEPTH);
         Ok(Envelope::deserialize(&mut de)?)
+    }
+
+    fn decode_sequenced(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let bad = EnvelopeError::Sequenced;
+        let mut parts = bytes.splitn(3, |b| *b == b':');
+        let (Some(epoch), Some(offset), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("missing `:` separator"));
+        };
+        if epoch.is_empty() || epoch.len() > crate::Position::MAX_EPOCH_BYTES {
+            return Err(bad("epoch of 1-64 bytes expected"));
+        }
+        let epoch = std::str::from_utf8(epoch).map_err(|_| bad("epoch is not UTF-8"))?;
+        let offset: u64 = std::str::from_utf8(offset)
+            .ok()
+            .filter(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|o| o.parse().ok())
+            .filter(|o| *o > 0)
+            .ok_or(bad("offset is not a positive decimal integer"))?;
+        let mut env = Self::decode_plain(body)?;
+        match (&env.route, &mut env.event) {
+            (
+                Route::Room(room),
+                BusEvent::Frame {
+                    frame: ServerFrame::Message(message),
+                    ..
+                },
+            ) if message.kind == Kind::Room && message.room.as_ref() == Some(room) => {
+                message.epoch = Some(epoch.to_owned());
+                message.offset = Some(offset);
+                Ok(env)
+            }
+            _ => Err(bad("only room messages are sequenced")),
+        }
+    }
+
+    /// The prefix of a sequenced payload; the envelope's bytes follow it.
+    /// (The Redis history script builds the same bytes in Lua.)
+    pub fn sequenced_prefix(epoch: &str, offset: u64) -> Vec<u8> {
+        format!("#{epoch}:{offset}:").into_bytes()
     }
 
     /// Deepest nesting a bus payload may have.
@@ -118,5 +197,85 @@ mod tests {
         deep.extend(std::iter::repeat_n(0x91u8, 100_000));
         assert!(Envelope::decode(&deep).is_err());
         assert!(Envelope::decode(&[]).is_err());
+    }
+
+    fn room_message() -> Envelope {
+        Envelope {
+            origin: "n1".into(),
+            route: Route::Room("lobby".into()),
+            event: BusEvent::Frame {
+                frame: ServerFrame::Message(crate::MessageFrame {
+                    id: "m1".into(),
+                    kind: Kind::Room,
+                    from: "alice".into(),
+                    to: None,
+                    room: Some("lobby".into()),
+                    content: serde_json::json!({"t": "hi"}),
+                    time: 1,
+                    replay: false,
+                    offset: None,
+                    epoch: None,
+                }),
+                accepted_ms: Some(1),
+            },
+        }
+    }
+
+    #[test]
+    fn sequenced_payloads_carry_the_position() {
+        let env = room_message();
+        assert!(!env.event.is_sequenced());
+        let body = env.encode().unwrap();
+        let mut bytes = Envelope::sequenced_prefix("e1f0", 42);
+        bytes.extend(&body);
+        let got = Envelope::decode(&bytes).unwrap();
+        assert!(got.event.is_sequenced());
+        let BusEvent::Frame {
+            frame: ServerFrame::Message(message),
+            ..
+        } = got.event
+        else {
+            panic!("not a message");
+        };
+        assert_eq!(message.offset, Some(42));
+        assert_eq!(message.epoch.as_deref(), Some("e1f0"));
+
+        for prefix in [
+            "#e:0:",
+            "#e:-1:",
+            "#e:x:",
+            "#:1:",
+            "#e:1",
+            "#e::",
+            "#e:99999999999999999999999:",
+        ] {
+            let mut bad = prefix.as_bytes().to_vec();
+            bad.extend(&body);
+            assert!(Envelope::decode(&bad).is_err(), "{prefix}");
+        }
+        let receipt = Envelope {
+            origin: "n1".into(),
+            route: Route::User("a".into()),
+            event: BusEvent::Frame {
+                frame: ServerFrame::Receipt {
+                    id: "m".into(),
+                    by: "b".into(),
+                    status: "delivered".into(),
+                },
+                accepted_ms: None,
+            },
+        };
+        let mut bad = Envelope::sequenced_prefix("e", 1);
+        bad.extend(receipt.encode().unwrap());
+        assert!(Envelope::decode(&bad).is_err(), "only room messages");
+        let mut other_room = room_message();
+        other_room.route = Route::Room("elsewhere".into());
+        let mut bad = Envelope::sequenced_prefix("e", 1);
+        bad.extend(other_room.encode().unwrap());
+        assert!(Envelope::decode(&bad).is_err(), "the route's own room");
+        let mut nested = Envelope::sequenced_prefix("e", 1);
+        nested.extend(Envelope::sequenced_prefix("e", 2));
+        nested.extend(&body);
+        assert!(Envelope::decode(&nested).is_err(), "one prefix only");
     }
 }

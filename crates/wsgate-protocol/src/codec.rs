@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::frame::{ClientFrame, ClientRequest, Content, Ref, ServerFrame, Target};
+use crate::frame::{ClientFrame, ClientRequest, Content, Position, Ref, ServerFrame, Target};
 use crate::names::is_valid_name;
 use crate::ErrorCode;
 
@@ -28,6 +28,10 @@ pub const MAX_TOKEN_BYTES: usize = 8192;
 /// tokio worker in debug builds and leaves little margin in release ones: a
 /// single frame would abort the process.
 pub const MAX_DEPTH: usize = 128;
+
+/// What a `since` must look like, for the error message.
+const SINCE_SHAPE: &str =
+    "`since` must be {\"epoch\": a string of 1-64 bytes, \"offset\": an integer >= 0}";
 
 /// A subprotocol's codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +102,8 @@ struct RawFrame {
     ids: Option<Value>,
     #[serde(default)]
     token: Option<Value>,
+    #[serde(default)]
+    since: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     content: Option<Value>,
 }
@@ -142,6 +148,7 @@ pub fn decode_client(codec: Codec, bytes: &[u8]) -> Result<ClientRequest, Decode
     let frame = match ty.as_str() {
         "join" => ClientFrame::Join {
             room: fields.name("room", raw.room)?,
+            since: fields.since(raw.since)?,
         },
         "leave" => ClientFrame::Leave {
             room: fields.name("room", raw.room)?,
@@ -253,6 +260,27 @@ impl Fields<'_> {
                 "`{}` needs field `{user_field}` or `room`",
                 self.ty
             ))),
+        }
+    }
+
+    /// `since: {epoch, offset}` of a `join`; absent or `null` is none.
+    fn since(&mut self, value: Option<Value>) -> Result<Option<Position>, DecodeError> {
+        let mut map = match value {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(self.err(SINCE_SHAPE.into())),
+        };
+        let epoch = match map.remove("epoch") {
+            Some(Value::String(e)) if !e.is_empty() && e.len() <= Position::MAX_EPOCH_BYTES => e,
+            _ => return Err(self.err(SINCE_SHAPE.into())),
+        };
+        let offset = match map.remove("offset") {
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        };
+        match offset {
+            Some(offset) => Ok(Some(Position { epoch, offset })),
+            None => Err(self.err(SINCE_SHAPE.into())),
         }
     }
 

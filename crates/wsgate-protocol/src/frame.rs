@@ -32,7 +32,8 @@ impl Ref {
 pub enum Kind {
     /// To every connection of one user, stored in their inbox until acked.
     Direct,
-    /// To every member connection of a room, live only.
+    /// To every member connection of a room, live, and kept in the room's
+    /// history for recovery.
     Room,
     /// To every connection in the cluster, live only.
     Broadcast,
@@ -61,11 +62,30 @@ pub enum Target {
     Room(String),
 }
 
+/// A position in a room's history (contract 5.4): the room's `epoch` and the
+/// `offset` of a message in it (0 = before the first message).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// Changes whenever the room's history is lost (expiry, a Redis restart
+    /// without persistence); offsets restart at 1 in a new epoch.
+    pub epoch: String,
+    /// Grows by exactly 1 per room message within the epoch.
+    pub offset: u64,
+}
+
+impl Position {
+    /// Longest epoch accepted in a client's `since`, in bytes.
+    pub const MAX_EPOCH_BYTES: usize = 64;
+}
+
 /// A decoded client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    /// Join a room.
-    Join { room: String },
+    /// Join a room; with `since`, recover the room messages after it.
+    Join {
+        room: String,
+        since: Option<Position>,
+    },
     /// Leave a room.
     Leave { room: String },
     /// Direct message to every connection of user `to`.
@@ -145,6 +165,15 @@ pub struct Reply {
     pub online: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connections: Option<u32>,
+    /// `join`: the room's history epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub epoch: Option<String>,
+    /// `join`: the offset of the room's last message (0 before any).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub offset: Option<u64>,
+    /// `join` with `since`: whether the messages after `since` follow.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recovered: Option<bool>,
 }
 
 impl Reply {
@@ -172,9 +201,16 @@ pub struct MessageFrame {
     pub content: Content,
     /// Milliseconds since the Unix epoch when the gateway accepted it.
     pub time: u64,
-    /// True when the message comes from the inbox.
+    /// True when the message comes from the inbox or the room history.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub replay: bool,
+    /// Room messages: the message's offset in the room's history.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub offset: Option<u64>,
+    /// Room messages: the history epoch `offset` belongs to (an extension of
+    /// the contract: a client sees at once when the history was reset).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub epoch: Option<String>,
 }
 
 /// `event` of a `presence` frame.

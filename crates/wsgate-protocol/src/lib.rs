@@ -31,7 +31,7 @@ pub mod names;
 pub use codec::{decode_client, encode_server, Codec, DecodeError, EncodedFrame};
 pub use codes::{CloseCode, ErrorCode};
 pub use frame::{
-    ClientFrame, ClientRequest, Content, Kind, MessageFrame, PresenceEvent, Ref, Reply,
+    ClientFrame, ClientRequest, Content, Kind, MessageFrame, Position, PresenceEvent, Ref, Reply,
     ServerFrame, Target,
 };
 

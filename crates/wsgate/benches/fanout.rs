@@ -19,6 +19,8 @@ fn message() -> ServerFrame {
         content: json!({"text":"price update","bid":101.25,"ask":101.5}),
         time: 1_795_349_179_883,
         replay: false,
+        offset: None,
+        epoch: None,
     })
 }
 

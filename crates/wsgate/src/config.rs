@@ -91,6 +91,10 @@ pub struct Config {
     pub ack_timeout: Duration,
     pub inbox_max: usize,
     pub inbox_ttl: Duration,
+    /// Room messages kept per room for recovery; 0 = none (offsets are still assigned).
+    pub history_size: usize,
+    /// A room's history expires this long after its last message.
+    pub history_ttl: Duration,
     pub node_ttl: Duration,
     pub drain_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -217,6 +221,12 @@ pub struct Cli {
     /// Inbox expiry, renewed on every store. [default: 7d]
     #[arg(long, env = "WSGATE_INBOX_TTL")]
     pub inbox_ttl: Option<String>,
+    /// Room messages kept per room for recovery; 0 = no history. [default: 100]
+    #[arg(long, env = "WSGATE_HISTORY_SIZE")]
+    pub history_size: Option<String>,
+    /// A room's history expires this long after its last message. [default: 5m]
+    #[arg(long, env = "WSGATE_HISTORY_TTL")]
+    pub history_ttl: Option<String>,
     /// A node silent this long is dead; its presence is removed. [default: 15s]
     #[arg(long, env = "WSGATE_NODE_TTL")]
     pub node_ttl: Option<String>,
@@ -267,7 +277,7 @@ impl Values {
 }
 
 /// Every setting: (flag name, snake_case file key).
-const SETTINGS: [(&str, &str); 38] = [
+const SETTINGS: [(&str, &str); 40] = [
     ("listen", "listen"),
     ("admin-listen", "admin_listen"),
     ("redis-url", "redis_url"),
@@ -294,6 +304,8 @@ const SETTINGS: [(&str, &str); 38] = [
     ("ack-timeout", "ack_timeout"),
     ("inbox-max", "inbox_max"),
     ("inbox-ttl", "inbox_ttl"),
+    ("history-size", "history_size"),
+    ("history-ttl", "history_ttl"),
     ("node-ttl", "node_ttl"),
     ("drain-timeout", "drain_timeout"),
     ("handshake-timeout", "handshake_timeout"),
@@ -340,6 +352,8 @@ impl Cli {
             ("ack-timeout", &self.ack_timeout),
             ("inbox-max", &self.inbox_max),
             ("inbox-ttl", &self.inbox_ttl),
+            ("history-size", &self.history_size),
+            ("history-ttl", &self.history_ttl),
             ("node-ttl", &self.node_ttl),
             ("drain-timeout", &self.drain_timeout),
             ("handshake-timeout", &self.handshake_timeout),
@@ -446,6 +460,13 @@ fn positive(values: &Values, name: &'static str, default: &str) -> Result<usize,
         Ok(n) if n > 0 => Ok(n),
         _ => Err(invalid(name, text, "expected a positive whole number")),
     }
+}
+
+fn whole(values: &Values, name: &'static str, default: &str) -> Result<usize, ConfigError> {
+    let text = values.or(name, default);
+    text.trim()
+        .parse::<usize>()
+        .map_err(|_| invalid(name, text, "expected a whole number (0 or more)"))
 }
 
 fn boolean(values: &Values, name: &'static str) -> Result<bool, ConfigError> {
@@ -641,6 +662,8 @@ impl Config {
             ack_timeout: duration(values, "ack-timeout", "10s")?,
             inbox_max: positive(values, "inbox-max", "1000")?,
             inbox_ttl: duration(values, "inbox-ttl", "7d")?,
+            history_size: whole(values, "history-size", "100")?,
+            history_ttl: duration(values, "history-ttl", "5m")?,
             node_ttl: duration(values, "node-ttl", "15s")?,
             drain_timeout: duration(values, "drain-timeout", "30s")?,
             handshake_timeout: duration(values, "handshake-timeout", "10s")?,
@@ -658,6 +681,7 @@ impl Config {
             ("pong-timeout", config.pong_timeout),
             ("ack-timeout", config.ack_timeout),
             ("inbox-ttl", config.inbox_ttl),
+            ("history-ttl", config.history_ttl),
             ("node-ttl", config.node_ttl),
             ("handshake-timeout", config.handshake_timeout),
             ("redis-wait-timeout", config.redis_wait_timeout),

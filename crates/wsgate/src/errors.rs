@@ -22,9 +22,11 @@ pub fn node_code(e: &NodeError) -> ErrorCode {
     match e {
         NodeError::Forbidden(_) => ErrorCode::Forbidden,
         NodeError::TooManyRooms(_) => ErrorCode::TooManyRooms,
-        NodeError::NotConnected | NodeError::Cluster(_) | NodeError::Inbox(_) => {
-            ErrorCode::Unavailable
-        }
+        NodeError::NotConnected
+        | NodeError::Cluster(_)
+        | NodeError::Inbox(_)
+        | NodeError::History(_)
+        | NodeError::HistoryGap => ErrorCode::Unavailable,
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`node`]: what the node does with messages, rooms and presence;
 //! - [`cluster`]: the [`cluster::Broker`] trait and its memory and Redis implementations;
 //! - [`inbox`]: the [`inbox::Inbox`] trait (durable direct messages);
+//! - [`history`]: the [`history::History`] trait (room offsets, history, recovery);
 //! - [`redis`]: connections, key names and scripts (a leaf used by the
 //!   Redis broker and the Redis inbox);
 //! - [`errors`]: the one place an error becomes a protocol code, an HTTP
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod errors;
+pub mod history;
 pub mod hub;
 pub mod inbox;
 pub mod metrics;
@@ -53,9 +55,10 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::auth::Authenticator;
-use crate::cluster::memory::{MemoryBroker, MemoryBus};
+use crate::cluster::memory::MemoryBus;
 use crate::cluster::Broker;
 use crate::config::{Config, ConfigError};
+use crate::history::History;
 use crate::hub::Hub;
 use crate::inbox::memory::MemoryInbox;
 use crate::inbox::Inbox;
@@ -116,37 +119,55 @@ pub fn start(
 ) -> Result<Arc<Server>, RunError> {
     let metrics = Arc::new(Metrics::new().map_err(RunError::Metrics)?);
     let auth = Arc::new(Authenticator::from_config(&config)?);
-    let (broker, inbox): (Arc<dyn Broker>, Arc<dyn Inbox>) = match backend {
-        Backend::Memory(bus) => (
-            Arc::new(bus.broker(&config.node_id)),
-            bus.inbox(config.inbox_max, config.inbox_ttl, metrics.clone()),
-        ),
-        Backend::FromConfig => match &config.redis_url {
-            None => (
-                Arc::new(MemoryBroker::standalone(&config.node_id)),
-                Arc::new(MemoryInbox::new(
-                    config.inbox_max,
-                    config.inbox_ttl,
-                    metrics.clone(),
-                )),
-            ),
-            Some(_) => {
-                let redis = crate::redis::Redis::new(&config)?;
-                (
-                    Arc::new(cluster::redis::RedisBroker::new(
-                        redis.clone(),
-                        &config,
-                        metrics.clone(),
-                    )),
-                    Arc::new(inbox::redis::ListInbox::new(
-                        redis,
-                        metrics.clone(),
-                        &config,
-                    )),
-                )
-            }
-        },
+    let memory_history = |bus: &MemoryBus| -> Arc<dyn History> {
+        bus.history(
+            config.history_size,
+            config.history_ttl,
+            history::memory::DEFAULT_BUDGET,
+        )
     };
+    let (broker, inbox, history): (Arc<dyn Broker>, Arc<dyn Inbox>, Arc<dyn History>) =
+        match backend {
+            Backend::Memory(bus) => (
+                Arc::new(bus.broker(&config.node_id)),
+                bus.inbox(config.inbox_max, config.inbox_ttl, metrics.clone()),
+                memory_history(&bus),
+            ),
+            Backend::FromConfig => match &config.redis_url {
+                None => {
+                    let bus = MemoryBus::new();
+                    (
+                        Arc::new(bus.broker(&config.node_id)),
+                        Arc::new(MemoryInbox::new(
+                            config.inbox_max,
+                            config.inbox_ttl,
+                            metrics.clone(),
+                        )),
+                        memory_history(&bus),
+                    )
+                }
+                Some(_) => {
+                    let redis = crate::redis::Redis::new(&config)?;
+                    (
+                        Arc::new(cluster::redis::RedisBroker::new(
+                            redis.clone(),
+                            &config,
+                            metrics.clone(),
+                        )),
+                        Arc::new(inbox::redis::ListInbox::new(
+                            redis.clone(),
+                            metrics.clone(),
+                            &config,
+                        )),
+                        Arc::new(history::redis::StreamHistory::new(
+                            redis,
+                            metrics.clone(),
+                            &config,
+                        )),
+                    )
+                }
+            },
+        };
     let mode = if config.redis_url.is_some() {
         "cluster"
     } else {
@@ -156,7 +177,14 @@ pub fn start(
     let admin_addr = listeners.admin.local_addr().ok();
     let config = Arc::new(config);
     let hub = Arc::new(Hub::new());
-    let node = Node::new(config.clone(), metrics.clone(), hub.clone(), broker, inbox);
+    let node = Node::new(
+        config.clone(),
+        metrics.clone(),
+        hub.clone(),
+        broker,
+        inbox,
+        history,
+    );
     let server = Server::new(node, hub, config, metrics, auth);
     info!(
         node = %server.id(),

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::frame::{Kind, MessageFrame, Reply};
+use crate::frame::{Kind, MessageFrame, Position, Reply};
 
 fn json_req(v: Value) -> Result<ClientRequest, DecodeError> {
     decode_client(Codec::Json, v.to_string().as_bytes())
@@ -16,7 +16,37 @@ fn decodes_every_client_frame_in_both_codecs() {
     let cases = vec![
         (
             json!({"type":"join","room":"r1","ref":1}),
-            ClientFrame::Join { room: "r1".into() },
+            ClientFrame::Join {
+                room: "r1".into(),
+                since: None,
+            },
+        ),
+        (
+            json!({"type":"join","room":"r1","since":null}),
+            ClientFrame::Join {
+                room: "r1".into(),
+                since: None,
+            },
+        ),
+        (
+            json!({"type":"join","room":"r1","since":{"epoch":"e1","offset":0}}),
+            ClientFrame::Join {
+                room: "r1".into(),
+                since: Some(Position {
+                    epoch: "e1".into(),
+                    offset: 0,
+                }),
+            },
+        ),
+        (
+            json!({"type":"join","room":"r1","since":{"epoch":"e1","offset":u64::MAX,"x":1}}),
+            ClientFrame::Join {
+                room: "r1".into(),
+                since: Some(Position {
+                    epoch: "e1".into(),
+                    offset: u64::MAX,
+                }),
+            },
         ),
         (
             json!({"type":"leave","room":"r1"}),
@@ -153,6 +183,28 @@ fn rejects_malformed_input_without_panicking() {
     assert_eq!(e.code, ErrorCode::BadRequest);
     let e = json_req(json!({"type":"typing","to":"a","room":"b"})).unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
+    let long_epoch = "e".repeat(65);
+    for since in [
+        json!(5),
+        json!("e1:3"),
+        json!([]),
+        json!({}),
+        json!({"epoch":"e1"}),
+        json!({"offset":3}),
+        json!({"epoch":"","offset":3}),
+        json!({"epoch":long_epoch,"offset":3}),
+        json!({"epoch":7,"offset":3}),
+        json!({"epoch":"e1","offset":-1}),
+        json!({"epoch":"e1","offset":1.5}),
+        json!({"epoch":"e1","offset":"3"}),
+    ] {
+        for codec in [json_req, msgpack_req] {
+            let e = codec(json!({"type":"join","room":"r","since":since,"ref":"j"})).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{since}");
+            assert_eq!(e.r#ref, Some(Ref::Str("j".into())), "{since}");
+            assert!(e.message.contains("since"), "{}", e.message);
+        }
+    }
 }
 
 #[test]
@@ -166,6 +218,8 @@ fn server_frames_encode_with_the_contract_field_names() {
         content: json!({"text":"hi"}),
         time: 42,
         replay: false,
+        offset: None,
+        epoch: None,
     });
     let v: Value = serde_json::from_slice(&encode_server(Codec::Json, &frame).unwrap()).unwrap();
     assert_eq!(
@@ -175,6 +229,42 @@ fn server_frames_encode_with_the_contract_field_names() {
     let v: Value = rmp_serde::from_slice(&encode_server(Codec::Msgpack, &frame).unwrap()).unwrap();
     assert_eq!(v["type"], "message");
     assert_eq!(v["content"]["text"], "hi");
+
+    let room = ServerFrame::Message(MessageFrame {
+        id: "id2".into(),
+        kind: Kind::Room,
+        from: "alice".into(),
+        to: None,
+        room: Some("lobby".into()),
+        content: json!(1),
+        time: 43,
+        replay: true,
+        offset: Some(7),
+        epoch: Some("ep".into()),
+    });
+    let v: Value = serde_json::from_slice(&encode_server(Codec::Json, &room).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"message","id":"id2","kind":"room","from":"alice","room":"lobby","content":1,"time":43,"replay":true,"offset":7,"epoch":"ep"})
+    );
+    let v: Value = rmp_serde::from_slice(&encode_server(Codec::Msgpack, &room).unwrap()).unwrap();
+    assert_eq!(
+        (v["offset"].as_u64(), v["epoch"].as_str()),
+        (Some(7), Some("ep"))
+    );
+
+    let mut joined = Reply::ok(None);
+    joined.room = Some("lobby".into());
+    joined.epoch = Some("ep".into());
+    joined.offset = Some(0);
+    joined.recovered = Some(false);
+    let v: Value =
+        serde_json::from_slice(&encode_server(Codec::Json, &ServerFrame::Reply(joined)).unwrap())
+            .unwrap();
+    assert_eq!(
+        v,
+        json!({"type":"reply","ok":true,"room":"lobby","epoch":"ep","offset":0,"recovered":false})
+    );
 
     let mut reply = Reply::ok(Some(Ref::Num(5.into())));
     reply.room = Some("r".into());

@@ -114,6 +114,7 @@ async fn dispatch(
     let route = match segments.as_slice() {
         ["api", "v1", "publish"] => ApiRoute::Publish,
         ["api", "v1", "rooms", _] => ApiRoute::Rooms,
+        ["api", "v1", "rooms", _, "history"] => ApiRoute::History,
         ["api", "v1", "users", _] => ApiRoute::Users,
         ["api", "v1", "users", _, "disconnect"] => ApiRoute::Disconnect,
         ["api", "v1", "nodes"] => ApiRoute::Nodes,
@@ -147,6 +148,10 @@ async fn dispatch(
                     json_response(StatusCode::OK, &json!({"room": room, "members": members}))
                 })
                 .map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
+        (ApiRoute::History, [.., room, _]) => match name(room, "room name") {
+            Ok(room) => room_history(node, &room, req.uri().query()).await,
             Err(e) => Err(e),
         },
         (ApiRoute::Users, [.., user]) => match name(user, "user id") {
@@ -284,14 +289,77 @@ async fn publish(
             ))
         }
         PublishTarget::Room(room) => {
-            let id = node.publish_room(None, &from, &room, content).await?;
-            Ok(json_response(StatusCode::OK, &json!({"id": id})))
+            let (id, position) = node.publish_room(None, &from, &room, content).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"id": id, "epoch": position.epoch, "offset": position.offset}),
+            ))
         }
         PublishTarget::Broadcast => {
             let id = node.broadcast(&from, content).await?;
             Ok(json_response(StatusCode::OK, &json!({"id": id})))
         }
     }
+}
+
+/// The query of `GET /api/v1/rooms/{room}/history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Messages after this offset (default 0: the oldest kept).
+    pub since: u64,
+    /// At most this many (default and cap [`HISTORY_LIMIT_MAX`]).
+    pub limit: usize,
+}
+
+/// Most messages one history page holds.
+pub const HISTORY_LIMIT_MAX: usize = crate::history::PAGE_MAX;
+
+/// Parses `since=N&limit=L` (both optional; anything else is a 400).
+pub fn parse_history_query(query: Option<&str>) -> Result<HistoryQuery, ApiError> {
+    let mut q = HistoryQuery {
+        since: 0,
+        limit: HISTORY_LIMIT_MAX,
+    };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            value.parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!("`{key}` must be a whole number, not {value:?}"))
+            })
+        };
+        match key {
+            "since" => q.since = number()?,
+            "limit" => {
+                q.limit = usize::try_from(number()?)
+                    .unwrap_or(usize::MAX)
+                    .min(HISTORY_LIMIT_MAX)
+            }
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {key:?} (history takes `since` and `limit`)"
+                )))
+            }
+        }
+    }
+    Ok(q)
+}
+
+async fn room_history(
+    node: &Node,
+    room: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let q = parse_history_query(query)?;
+    let page = node.room_history(room, q.since, q.limit).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "room": room,
+            "epoch": page.position.epoch,
+            "offset": page.position.offset,
+            "messages": page.messages,
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -329,5 +397,36 @@ mod tests {
         }
         let deep = "[".repeat(100_000);
         assert!(parse_publish_body(format!(r#"{{"to":"b","content":{deep}"#).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn history_query_parsing() {
+        let q = |s| parse_history_query(s);
+        assert_eq!(
+            q(None).unwrap(),
+            HistoryQuery {
+                since: 0,
+                limit: 100
+            }
+        );
+        assert_eq!(
+            q(Some("since=7&limit=3")).unwrap(),
+            HistoryQuery { since: 7, limit: 3 }
+        );
+        assert_eq!(q(Some("limit=100000")).unwrap().limit, 100, "capped");
+        assert_eq!(q(Some("limit=0&")).unwrap().limit, 0);
+        for bad in [
+            "since=-1",
+            "since=x",
+            "limit=",
+            "cursor=3",
+            "since",
+            "limit=1.5",
+        ] {
+            assert!(
+                matches!(q(Some(bad)), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -6,7 +6,10 @@
 //! connection; per room, the nodes interested in its traffic. Nodes on one
 //! bus also share one inbox ([`MemoryBus::inbox`]), as nodes sharing a Redis
 //! share its inbox lists: a message stored through one node is replayed and
-//! acked through any other.
+//! acked through any other. They also share one room history
+//! ([`MemoryBus::history`]), which publishes room messages to every
+//! interested node of the bus, the publishing one included, through the
+//! bus's [`RoomFanout`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -16,6 +19,7 @@ use async_trait::async_trait;
 use wsgate_protocol::bus::Envelope;
 
 use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
+use crate::history::memory::{MemoryHistory, RoomFanout};
 use crate::inbox::memory::MemoryInbox;
 use crate::metrics::Metrics;
 
@@ -34,6 +38,31 @@ struct State {
 pub struct MemoryBus {
     state: Arc<Mutex<State>>,
     inbox: Arc<OnceLock<Arc<MemoryInbox>>>,
+    history: Arc<OnceLock<Arc<MemoryHistory>>>,
+}
+
+/// Delivers sequenced room messages to the bus's interested nodes.
+struct BusFanout(Arc<Mutex<State>>);
+
+impl RoomFanout for BusFanout {
+    fn fan_out(&self, room: &str, envelope: &Envelope) {
+        let sinks: Vec<Weak<dyn BusSink>> = {
+            let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            state
+                .interest
+                .get(room)
+                .map(|nodes| {
+                    nodes
+                        .iter()
+                        .filter_map(|n| state.nodes.get(n).map(|(s, _)| s.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for sink in sinks.iter().filter_map(Weak::upgrade) {
+            sink.deliver(envelope.clone());
+        }
+    }
 }
 
 impl MemoryBus {
@@ -66,6 +95,17 @@ impl MemoryBus {
     pub fn inbox(&self, max: usize, ttl: Duration, metrics: Arc<Metrics>) -> Arc<MemoryInbox> {
         self.inbox
             .get_or_init(|| Arc::new(MemoryInbox::new(max, ttl, metrics)))
+            .clone()
+    }
+
+    /// The room history shared by every node on this bus; the first node to
+    /// ask creates it with its settings.
+    pub fn history(&self, size: usize, ttl: Duration, budget: usize) -> Arc<MemoryHistory> {
+        self.history
+            .get_or_init(|| {
+                let fanout = Arc::new(BusFanout(self.state.clone()));
+                Arc::new(MemoryHistory::new(size, ttl, budget, fanout))
+            })
             .clone()
     }
 

@@ -230,7 +230,7 @@ impl Hub {
         entry
             .conns
             .values()
-            .filter(|c| Some(c.id) != except && c.push(frame) == Pushed::Queued)
+            .filter(|c| Some(c.id) != except && c.push_room(room, frame) == Pushed::Queued)
             .count()
     }
 
@@ -257,6 +257,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsgate_protocol::ServerFrame;
 
     #[test]
     fn join_leave_track_users_and_rooms() {
@@ -279,5 +280,79 @@ mod tests {
         assert!(!hub.remove(&a1));
         assert!(hub.remove(&a2));
         assert!(hub.is_empty());
+    }
+
+    fn room_message(offset: u64, epoch: &str) -> Arc<Outgoing> {
+        Outgoing::message(
+            ServerFrame::Message(wsgate_protocol::MessageFrame {
+                id: format!("m{offset}"),
+                kind: wsgate_protocol::Kind::Room,
+                from: "a".into(),
+                to: None,
+                room: Some("r".into()),
+                content: serde_json::Value::Null,
+                time: 0,
+                replay: false,
+                offset: Some(offset),
+                epoch: Some(epoch.into()),
+            }),
+            wsgate_protocol::Kind::Room,
+            0,
+        )
+    }
+
+    fn offsets(c: &Conn) -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        c.take(&mut out, 100);
+        out.iter()
+            .map(|d| match d.frame() {
+                ServerFrame::Message(m) => m.offset,
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gate_holds_room_frames_and_drops_the_replayed_ones() {
+        let hub = Hub::new();
+        let c = Conn::new(1, "u".into(), 8);
+        hub.add(&c);
+        c.hold_room("r");
+        hub.join(&c, "r");
+        hub.join(&c, "other");
+        let presence = Outgoing::control(ServerFrame::Pong { r#ref: None });
+        for d in [
+            room_message(4, "e"),
+            room_message(5, "e"),
+            presence,
+            room_message(6, "e"),
+        ] {
+            hub.to_room("r", &d, None);
+        }
+        hub.to_room("other", &room_message(9, "e"), None);
+        assert_eq!(
+            offsets(&c),
+            [Some(9)],
+            "only the other room's frame is queued"
+        );
+        let upto = wsgate_protocol::Position {
+            epoch: "e".into(),
+            offset: 5,
+        };
+        assert_eq!(c.release_room("r", Some(&upto)), Pushed::Queued);
+        assert_eq!(offsets(&c), [None, Some(6)], "4 and 5 were replayed");
+        hub.to_room("r", &room_message(7, "e"), None);
+        assert_eq!(offsets(&c), [Some(7)], "released: live again");
+
+        // Another epoch's messages are never taken for replayed ones.
+        c.hold_room("r");
+        hub.to_room("r", &room_message(1, "new"), None);
+        c.release_room("r", Some(&upto));
+        assert_eq!(offsets(&c), [Some(1)]);
+        // A failed join drops what was held.
+        c.hold_room("r");
+        hub.to_room("r", &room_message(2, "new"), None);
+        c.release_room("r", None);
+        assert!(offsets(&c).is_empty());
     }
 }

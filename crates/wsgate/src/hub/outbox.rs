@@ -3,13 +3,21 @@
 //! Overflow policy: an outbox holds at most `outbox-size` frames; a push to a
 //! full outbox queues nothing and asks the session to close with 1013 (slow
 //! consumer). A push never waits: the hub and the bus reader call it.
+//!
+//! Room gates: while a connection joins a room, the room's live frames for
+//! it are held back ([`Conn::hold_room`]) instead of queued, so the join
+//! reply and the history replay go out first; [`Conn::release_room`] then
+//! queues what was held, dropping the messages the replay already carried
+//! (by epoch and offset). Holding and queueing share the outbox lock, so no
+//! frame slips between the replay and the live stream. A gate holds at most
+//! `outbox-size` frames; past it the connection is a slow consumer (1013).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
-use wsgate_protocol::CloseCode;
+use wsgate_protocol::{CloseCode, Position, ServerFrame};
 
 use super::encoding::Outgoing;
 
@@ -37,7 +45,7 @@ pub enum Pushed {
 pub struct Conn {
     pub id: ConnId,
     pub user: Arc<str>,
-    outbox: Mutex<VecDeque<Arc<Outgoing>>>,
+    outbox: Mutex<Outbox>,
     capacity: usize,
     close: AtomicU16,
     /// Wakes the session when frames are queued.
@@ -49,13 +57,40 @@ pub struct Conn {
 /// Queue capacity kept when an outbox drains; larger buffers are released.
 const OUTBOX_KEEP: usize = 16;
 
+/// A connection's queued frames, and the rooms whose frames are held back.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Arc<Outgoing>>,
+    /// Empty (and unallocated) unless a join is in progress.
+    gates: Vec<Gate>,
+}
+
+/// Live frames of one room held back while the connection joins it.
+#[derive(Debug)]
+struct Gate {
+    room: Arc<str>,
+    held: VecDeque<Arc<Outgoing>>,
+}
+
+/// Whether a held frame is a room message the replay carried already: its
+/// epoch is `upto`'s and its offset at most `upto`'s.
+fn replayed(frame: &Outgoing, upto: &Position) -> bool {
+    match frame.frame() {
+        ServerFrame::Message(m) => {
+            m.epoch.as_deref() == Some(upto.epoch.as_str())
+                && m.offset.is_some_and(|o| o <= upto.offset)
+        }
+        _ => false,
+    }
+}
+
 impl Conn {
     /// Creates a connection whose outbox holds at most `capacity` frames.
     pub fn new(id: ConnId, user: Arc<str>, capacity: usize) -> Arc<Conn> {
         Arc::new(Conn {
             id,
             user,
-            outbox: Mutex::new(VecDeque::new()),
+            outbox: Mutex::new(Outbox::default()),
             capacity,
             close: AtomicU16::new(0),
             queued: Notify::new(),
@@ -63,34 +98,109 @@ impl Conn {
         })
     }
 
-    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Outgoing>>> {
+    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The outcome of a full queue or gate: the connection is closed with 1013.
+    fn overflow(&self) -> Pushed {
+        if self.kick(CloseCode::TryAgainLater) {
+            Pushed::SlowConsumer
+        } else {
+            Pushed::Closed
+        }
     }
 
     /// Queues a frame without waiting. A full outbox closes the connection with 1013.
     pub fn push(&self, frame: &Arc<Outgoing>) -> Pushed {
+        self.push_to(None, frame)
+    }
+
+    /// Queues a frame of `room`, or holds it back while the connection
+    /// joins that room ([`Conn::hold_room`]). Never waits; a full outbox or
+    /// gate closes the connection with 1013.
+    pub fn push_room(&self, room: &str, frame: &Arc<Outgoing>) -> Pushed {
+        self.push_to(Some(room), frame)
+    }
+
+    fn push_to(&self, room: Option<&str>, frame: &Arc<Outgoing>) -> Pushed {
         if self.close.load(Ordering::Relaxed) != 0 {
             return Pushed::Closed;
         }
         {
-            let mut queue = self.lock_outbox();
-            if queue.len() >= self.capacity {
-                drop(queue);
-                return if self.kick(CloseCode::TryAgainLater) {
-                    Pushed::SlowConsumer
-                } else {
-                    Pushed::Closed
-                };
+            let mut outbox = self.lock_outbox();
+            let capacity = self.capacity;
+            let gate = room.and_then(|r| outbox.gates.iter_mut().find(|g| *g.room == *r));
+            let held = gate.is_some();
+            let queue = match gate {
+                Some(gate) => &mut gate.held,
+                None => &mut outbox.queue,
+            };
+            if queue.len() >= capacity {
+                drop(outbox);
+                return self.overflow();
             }
             queue.push_back(frame.clone());
+            if held {
+                // Nothing for the session to write yet.
+                return Pushed::Queued;
+            }
         }
         self.queued.notify_one();
         Pushed::Queued
     }
 
+    /// Holds back the live frames of `room` (pushed with [`Conn::push_room`])
+    /// until [`Conn::release_room`]. Call it before the connection is added
+    /// to the room.
+    pub fn hold_room(&self, room: &str) {
+        let mut outbox = self.lock_outbox();
+        if !outbox.gates.iter().any(|g| *g.room == *room) {
+            outbox.gates.push(Gate {
+                room: Arc::from(room),
+                held: VecDeque::new(),
+            });
+        }
+    }
+
+    /// Queues the frames held back for `room`, except the room messages at or
+    /// before `replayed_upto` (the replay carried them), and stops holding.
+    /// With `None` the held frames are dropped (the join failed).
+    pub fn release_room(&self, room: &str, replayed_upto: Option<&Position>) -> Pushed {
+        let mut outbox = self.lock_outbox();
+        let Some(i) = outbox.gates.iter().position(|g| *g.room == *room) else {
+            return Pushed::Queued;
+        };
+        let gate = outbox.gates.swap_remove(i);
+        if outbox.gates.is_empty() {
+            outbox.gates = Vec::new();
+        }
+        let Some(upto) = replayed_upto else {
+            return Pushed::Queued;
+        };
+        let mut queued = false;
+        for frame in gate.held {
+            if replayed(&frame, upto) {
+                continue;
+            }
+            if outbox.queue.len() >= self.capacity {
+                drop(outbox);
+                return self.overflow();
+            }
+            outbox.queue.push_back(frame);
+            queued = true;
+        }
+        drop(outbox);
+        if queued {
+            self.queued.notify_one();
+        }
+        Pushed::Queued
+    }
+
     /// Moves up to `max` queued frames into `out`; returns true when more remain.
     pub fn take(&self, out: &mut Vec<Arc<Outgoing>>, max: usize) -> bool {
-        let mut queue = self.lock_outbox();
+        let mut outbox = self.lock_outbox();
+        let queue = &mut outbox.queue;
         let n = queue.len().min(max);
         out.extend(queue.drain(..n));
         if queue.is_empty() && queue.capacity() > OUTBOX_KEEP {
@@ -141,7 +251,55 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsgate_protocol::ServerFrame;
+    use wsgate_protocol::{Kind, MessageFrame};
+
+    fn room_message(offset: u64, epoch: &str) -> Arc<Outgoing> {
+        Outgoing::message(
+            ServerFrame::Message(MessageFrame {
+                id: format!("m{offset}"),
+                kind: Kind::Room,
+                from: "a".into(),
+                to: None,
+                room: Some("r".into()),
+                content: serde_json::Value::Null,
+                time: 0,
+                replay: false,
+                offset: Some(offset),
+                epoch: Some(epoch.into()),
+            }),
+            Kind::Room,
+            0,
+        )
+    }
+
+    #[test]
+    fn a_full_gate_is_a_slow_consumer() {
+        let c = Conn::new(1, "u".into(), 2);
+        c.hold_room("r");
+        assert_eq!(c.push_room("r", &room_message(1, "e")), Pushed::Queued);
+        assert_eq!(c.push_room("r", &room_message(2, "e")), Pushed::Queued);
+        assert_eq!(
+            c.push_room("r", &room_message(3, "e")),
+            Pushed::SlowConsumer
+        );
+        assert_eq!(c.kicked(), Some(CloseCode::TryAgainLater));
+        // Releasing into a full queue is one too.
+        let c = Conn::new(2, "u".into(), 2);
+        c.hold_room("r");
+        c.push_room("r", &room_message(1, "e"));
+        c.push_room("r", &room_message(2, "e"));
+        c.push(&room_message(8, "x"));
+        assert_eq!(c.release_room("r", None), Pushed::Queued);
+        c.hold_room("r");
+        c.push_room("r", &room_message(1, "e"));
+        c.push_room("r", &room_message(2, "e"));
+        c.push(&room_message(9, "x"));
+        let upto = Position {
+            epoch: "e".into(),
+            offset: 0,
+        };
+        assert_eq!(c.release_room("r", Some(&upto)), Pushed::SlowConsumer);
+    }
 
     #[test]
     fn a_full_outbox_kicks_with_1013_once() {

@@ -70,10 +70,11 @@ pub enum BrokerOp {
     Heartbeat,
     Decode,
     Dropped,
+    History,
 }
 
 impl BrokerOp {
-    const ALL: [BrokerOp; 8] = [
+    const ALL: [BrokerOp; 9] = [
         BrokerOp::Publish,
         BrokerOp::Subscribe,
         BrokerOp::Presence,
@@ -82,6 +83,7 @@ impl BrokerOp {
         BrokerOp::Heartbeat,
         BrokerOp::Decode,
         BrokerOp::Dropped,
+        BrokerOp::History,
     ];
 
     /// The label value.
@@ -95,6 +97,7 @@ impl BrokerOp {
             BrokerOp::Heartbeat => "heartbeat",
             BrokerOp::Decode => "decode",
             BrokerOp::Dropped => "dropped",
+            BrokerOp::History => "history",
         }
     }
 }
@@ -106,6 +109,7 @@ impl BrokerOp {
 pub enum ApiRoute {
     Publish,
     Rooms,
+    History,
     Users,
     Disconnect,
     Nodes,
@@ -114,9 +118,10 @@ pub enum ApiRoute {
 }
 
 impl ApiRoute {
-    pub const ALL: [ApiRoute; 7] = [
+    pub const ALL: [ApiRoute; 8] = [
         ApiRoute::Publish,
         ApiRoute::Rooms,
+        ApiRoute::History,
         ApiRoute::Users,
         ApiRoute::Disconnect,
         ApiRoute::Nodes,
@@ -129,6 +134,7 @@ impl ApiRoute {
         match self {
             ApiRoute::Publish => "publish",
             ApiRoute::Rooms => "rooms",
+            ApiRoute::History => "history",
             ApiRoute::Users => "users",
             ApiRoute::Disconnect => "disconnect",
             ApiRoute::Nodes => "nodes",
@@ -170,6 +176,8 @@ pub struct Metrics {
     pub broker_up: IntGauge,
     pub cluster_nodes: IntGauge,
     pub redis_replicas: IntGauge,
+    /// `wsgate_history_recoveries_total`: [recovered, not_recovered].
+    history_recoveries: [IntCounter; 2],
     api_requests: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
@@ -280,6 +288,12 @@ impl Metrics {
         for route in ApiRoute::ALL {
             api_requests.with_label_values(&[route.as_str(), "200"]);
         }
+        let recoveries = counter_vec(
+            &r,
+            "wsgate_history_recoveries_total",
+            "Joins with `since`, by whether the missed room messages could be replayed.",
+            "result",
+        )?;
 
         Ok(Metrics {
             connections: gauge(
@@ -380,6 +394,10 @@ impl Metrics {
                 "wsgate_redis_replicas",
                 "Replicas connected to the Redis primary (sentinel mode, and single mode with --redis-wait-replicas).",
             )?,
+            history_recoveries: [
+                recoveries.with_label_values(&["recovered"]),
+                recoveries.with_label_values(&["not_recovered"]),
+            ],
             api_requests,
             ready: gauge(&r, "wsgate_ready", "1 when /readyz answers 200.")?,
             draining: gauge(
@@ -437,6 +455,11 @@ impl Metrics {
 
     pub fn broker_error(&self, op: BrokerOp) {
         self.broker_errors[op as usize].inc();
+    }
+
+    /// A join with `since` was (or was not) recovered.
+    pub fn history_recovery(&self, recovered: bool) {
+        self.history_recoveries[usize::from(!recovered)].inc();
     }
 
     /// One API answer. The status label is bounded: the API only answers

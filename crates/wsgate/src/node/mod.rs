@@ -8,7 +8,9 @@
 //!
 //! - this file: the node, its errors, direct, room and broadcast messages,
 //!   acks and receipts, the registry at connect and disconnect;
-//! - [`rooms`]: join, leave, presence events and queries, typing;
+//! - [`rooms`]: room messages through the [`History`] (offsets, and the
+//!   delivery of a room's messages on every node from one ordered path),
+//!   join with recovery, leave, presence events and queries, typing;
 //! - [`bus`]: [`Node::emit`], the one place an event is delivered: to the
 //!   local connections on its route, then published to the other nodes; the
 //!   same local delivery serves envelopes from the bus ([`BusSink`]).
@@ -30,9 +32,12 @@ use uuid::Uuid;
 use wsgate_protocol::bus::{BusEvent, Route};
 use wsgate_protocol::{CloseCode, Content, Kind, MessageFrame, ServerFrame};
 
+pub use rooms::Joined;
+
 use crate::clock::now_ms;
 use crate::cluster::{Broker, BrokerError, BusSink, NodeInfo};
 use crate::config::Config;
+use crate::history::{History, HistoryError};
 use crate::hub::{Conn, Hub};
 use crate::inbox::{Inbox, InboxError};
 use crate::metrics::{BrokerOp, Metrics};
@@ -51,6 +56,10 @@ pub enum NodeError {
     Cluster(#[source] BrokerError),
     #[error("the inbox could not confirm this; retry with the same id")]
     Inbox(#[source] InboxError),
+    #[error("the room history could not confirm this; retry")]
+    History(#[source] HistoryError),
+    #[error("the room history moved on during the recovery; join again")]
+    HistoryGap,
 }
 
 /// One wsgate process's message logic.
@@ -60,16 +69,18 @@ pub struct Node {
     hub: Arc<Hub>,
     broker: Arc<dyn Broker>,
     inbox: Arc<dyn Inbox>,
+    history: Arc<dyn History>,
 }
 
 impl Node {
-    /// Builds a node and attaches it to its broker and inbox.
+    /// Builds a node and attaches it to its broker, inbox and room history.
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         hub: Arc<Hub>,
         broker: Arc<dyn Broker>,
         inbox: Arc<dyn Inbox>,
+        history: Arc<dyn History>,
     ) -> Arc<Node> {
         let node = Arc::new(Node {
             config,
@@ -77,10 +88,12 @@ impl Node {
             hub,
             broker,
             inbox,
+            history,
         });
         let sink: Arc<dyn BusSink> = node.clone();
         node.broker.start(Arc::downgrade(&sink));
         node.inbox.start();
+        node.history.start();
         node
     }
 
@@ -109,6 +122,8 @@ impl Node {
             content,
             time: now_ms(),
             replay: false,
+            offset: None,
+            epoch: None,
         }
     }
 
@@ -148,37 +163,6 @@ impl Node {
             .await;
         // Stored already: a failed live publish is replayed from the inbox later.
         Ok((id, sent.local > 0 || sent.remote.unwrap_or(0) > 0))
-    }
-
-    /// A room message from a member connection (or from the API when `conn` is None).
-    pub async fn publish_room(
-        &self,
-        conn: Option<&Conn>,
-        from: &str,
-        room: &str,
-        content: Content,
-    ) -> Result<String, NodeError> {
-        if let Some(conn) = conn {
-            if !self.hub.is_member(conn.id, room) {
-                return Err(NodeError::Forbidden("not a member of this room"));
-            }
-        }
-        if !self.broker.is_up() {
-            return Err(NodeError::NotConnected);
-        }
-        let mut message = self.new_message(Kind::Room, from, content);
-        message.room = Some(room.to_owned());
-        self.metrics.published(Kind::Room);
-        let id = message.id.clone();
-        self.emit(
-            Route::Room(room.to_owned()),
-            Self::message_event(message),
-            None,
-        )
-        .await
-        .remote
-        .map_err(NodeError::Cluster)?;
-        Ok(id)
     }
 
     /// A message to every connection of the cluster.

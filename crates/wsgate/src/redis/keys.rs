@@ -79,6 +79,18 @@ impl Keys {
         self.tagged("member-nodes", room)
     }
 
+    /// `{p}:history:{room}` (stream, entry id `OFFSET-0`, field `m` = the
+    /// message's bus envelope): the room's last `history-size` messages.
+    pub fn history(&self, room: &str) -> String {
+        self.tagged("history", room)
+    }
+
+    /// `{p}:history-meta:{room}` (hash: `epoch`, `offset`): the room's
+    /// position; its loss starts a new epoch.
+    pub fn history_meta(&self, room: &str) -> String {
+        self.tagged("history-meta", room)
+    }
+
     // --- A node's slot.
 
     /// `{p}:nodeinfo:{node}` (hash): connections, started_at.

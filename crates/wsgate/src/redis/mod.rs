@@ -19,6 +19,8 @@
 //! | `{p}:user:{user}` | hash | user | node → connections of the user there: the routing registry |
 //! | `{p}:members:{room}` | hash | room | user → number of nodes holding a member connection |
 //! | `{p}:member-nodes:{room}` | set | room | "node user": which node holds which member |
+//! | `{p}:history:{room}` | stream | room | the room's last `history-size` messages, entry id `OFFSET-0`, field `m` = envelope; expires `history-ttl` after the last one |
+//! | `{p}:history-meta:{room}` | hash | room | `epoch`, `offset`: the room's history position; same expiry |
 //! | `{p}:nodeinfo:{node}` | hash | node | connections, started_at; expires after 3 × node-ttl |
 //! | `{p}:node-users:{node}` | hash | node | user → connections: what the node registered |
 //! | `{p}:node-rooms:{node}` | set | node | "room user": memberships the node registered |

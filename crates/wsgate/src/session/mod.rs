@@ -14,6 +14,7 @@
 //! then the outbox: the replay always comes before new live direct messages.
 
 pub mod limits;
+mod recovery;
 mod requests;
 
 pub use requests::RequestError;
@@ -142,6 +143,7 @@ where
         rooms: Vec::new(),
         out: Vec::new(),
         unacked: VecDeque::new(),
+        recovery: None,
     };
     session.run()
 }
@@ -174,6 +176,8 @@ struct Session<S> {
     timer: Pin<Box<Sleep>>,
     /// Live direct messages not acked yet, with their redelivery deadline.
     unacked: VecDeque<(String, Instant)>,
+    /// A join's room replay still to write (set by the request, run next).
+    recovery: Option<Box<recovery::Recovery>>,
 }
 
 enum Event {
@@ -572,6 +576,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.send_error(r#ref, code, e.to_string(), None);
             }
         }
-        Ok(())
+        match self.recovery.take() {
+            Some(recovery) => Box::pin(self.replay_room(*recovery)).await,
+            None => Ok(()),
+        }
     }
 }

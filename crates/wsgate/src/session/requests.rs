@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use wsgate_protocol::{ClientFrame, ClientRequest, Reply, ServerFrame, Target};
 
+use super::recovery::Recovery;
 use super::{token_deadline, Handled, Session};
 use crate::auth::AuthError;
 use crate::node::NodeError;
@@ -30,15 +31,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let user = self.conn.user.clone();
         let mut reply = Reply::ok(r#ref.clone());
         match frame {
-            ClientFrame::Join { room } => {
-                let members = node
-                    .join(&self.conn, &self.identity, &room, self.rooms.len())
+            ClientFrame::Join { room, since } => {
+                let joined = node
+                    .join(
+                        &self.conn,
+                        &self.identity,
+                        &room,
+                        self.rooms.len(),
+                        since.as_ref(),
+                    )
                     .await?;
                 if !self.rooms.iter().any(|r| **r == *room) {
                     self.rooms.push(Arc::from(room.as_str()));
                 }
-                reply.room = Some(room);
-                reply.members = Some(members);
+                reply.room = Some(room.clone());
+                reply.members = Some(joined.members);
+                reply.epoch = Some(joined.position.epoch.clone());
+                reply.offset = Some(joined.position.offset);
+                reply.recovered = joined.recovered;
+                if !joined.replay.is_empty() {
+                    // The replay follows the reply: see `recovery.rs`.
+                    self.queue(&ServerFrame::Reply(reply));
+                    self.recovery = Some(Box::new(Recovery {
+                        room,
+                        upto: joined.position,
+                        page: joined.replay,
+                    }));
+                    return Ok(None);
+                }
             }
             ClientFrame::Leave { room } => {
                 node.leave(&self.conn, &room).await?;
@@ -51,10 +71,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 reply.online = Some(online);
             }
             ClientFrame::Publish { room, content } => {
-                reply.id = Some(
-                    node.publish_room(Some(&self.conn), &user, &room, content)
-                        .await?,
-                );
+                let (id, position) = node
+                    .publish_room(Some(&self.conn), &user, &room, content)
+                    .await?;
+                reply.id = Some(id);
+                reply.offset = Some(position.offset);
             }
             ClientFrame::Broadcast { content } => {
                 if !self.identity.can_broadcast {

@@ -134,8 +134,10 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
                 };
                 let own_channel = msg.get_channel_name() == node_channel;
                 match Envelope::decode(msg.get_payload_bytes()) {
-                    // Shared channels echo our own publishes; those were delivered locally.
-                    Ok(env) if !own_channel && env.origin == inner.node => {}
+                    // Shared channels echo our own publishes; those were
+                    // delivered locally, except sequenced room messages,
+                    // which every node delivers from here only (offset order).
+                    Ok(env) if !own_channel && env.origin == inner.node && !env.event.is_sequenced() => {}
                     Ok(env) => {
                         if let Some(sink) = sink.upgrade() {
                             sink.deliver(env);

@@ -11,8 +11,9 @@
 //! Each script's doc comment states its complexity.
 //!
 //! The inbox scripts live in [`inbox`], the registry and liveness scripts in
-//! [`registry`].
+//! [`registry`], the room history scripts in [`history`].
 
+pub mod history;
 pub mod inbox;
 pub mod registry;
 
@@ -35,6 +36,8 @@ pub struct Scripts {
     pub inbox_due: Script,
     pub inbox_expire: Script,
     pub inbox_reindex: Script,
+    pub history_publish: Script,
+    pub history_read: Script,
 }
 
 impl Scripts {
@@ -55,6 +58,8 @@ impl Scripts {
             inbox_due: Script::new(inbox::DUE),
             inbox_expire: Script::new(inbox::EXPIRE),
             inbox_reindex: Script::new(inbox::REINDEX),
+            history_publish: Script::new(history::PUBLISH),
+            history_read: Script::new(history::READ),
         }
     }
 }
