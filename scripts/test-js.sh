@@ -12,8 +12,9 @@
 #   5. runs, with node's test runner: unit tests (fake timers, fake socket),
 #      the hooks and composables (real React in happy-dom, real Vue in an
 #      app context), integration tests (the SDK in Node against real wsgate
-#      nodes and redis-server) and browser tests (the demo page in headless
-#      Chromium, screenshots in test-artifacts/).
+#      nodes and redis-server) and browser tests (the demo page, and a small
+#      React app and Vue app bundled with esbuild, in headless Chromium;
+#      screenshots in test-artifacts/).
 # Tests start their servers on free loopback ports and kill them on exit.
 # Run from the repository root: scripts/test-js.sh
 set -euo pipefail
@@ -57,4 +58,5 @@ for pkg in react vue; do
 done
 
 log "node --test: unit, hooks/composables, integration and browser tests"
-node --test --test-concurrency=1 test/unit/ ../react/test/*.test.js ../vue/test/*.test.js test/integration/ test/browser/
+node --test --test-concurrency=1 test/unit/ ../react/test/*.test.js ../vue/test/*.test.js test/integration/ test/browser/ \
+  ../react/test/browser/ ../vue/test/browser/
