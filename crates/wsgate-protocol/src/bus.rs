@@ -54,6 +54,10 @@ pub struct Envelope {
 /// What happens to the connections on a route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every event is a frame; boxing it would add an allocation to each"
+)]
 pub enum BusEvent {
     /// Write this frame to them. For a `message` frame, `accepted_ms` is when
     /// the first node accepted it (for the delivery-latency metric).

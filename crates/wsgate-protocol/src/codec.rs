@@ -190,6 +190,34 @@ pub fn decode_client(codec: Codec, bytes: &[u8]) -> Result<ClientRequest, Decode
     Ok(ClientRequest { r#ref, frame })
 }
 
+/// Only the `ref` of a frame; every other field is skipped without being
+/// kept (`IgnoredAny`), so reading it costs no allocation for the content.
+#[derive(Deserialize)]
+struct RefOnly {
+    #[serde(rename = "ref", default)]
+    r#ref: Option<Value>,
+}
+
+/// The `ref` of a frame too large to handle (over `max-message-bytes`, under
+/// the hard limit), so the `message_too_large` error can echo it: one pass
+/// over the bytes, nothing of the content kept. `None` when the frame is not
+/// a readable map or its `ref` is not a valid one.
+pub fn peek_ref(codec: Codec, bytes: &[u8]) -> Option<Ref> {
+    let raw: RefOnly = match codec {
+        Codec::Json => serde_json::from_slice(bytes).ok()?,
+        Codec::Msgpack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            de.set_max_depth(MAX_DEPTH);
+            RefOnly::deserialize(&mut de).ok()?
+        }
+    };
+    match raw.r#ref? {
+        Value::String(s) if s.len() <= Ref::MAX_BYTES => Some(Ref::Str(s)),
+        Value::Number(n) if n.to_string().len() <= Ref::MAX_BYTES => Some(Ref::Num(n)),
+        _ => None,
+    }
+}
+
 /// Field checks for one frame, producing errors that carry its `ref`.
 struct Fields<'a> {
     r#ref: &'a Option<Ref>,

@@ -157,6 +157,10 @@ pub struct Reply {
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub room: Option<String>,
+    /// Users in the room, cluster-wide (`join`, room `presence`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub member_count: Option<u64>,
+    /// Their ids, only while `member_count` is at most `presence-max-members`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub members: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -86,6 +86,7 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub rate_limit: u32,
     pub max_rooms: usize,
+    pub presence_max_members: usize,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
     pub ack_timeout: Duration,
@@ -206,6 +207,9 @@ pub struct Cli {
     /// Rooms one connection may join. [default: 100]
     #[arg(long, env = "WSGATE_MAX_ROOMS")]
     pub max_rooms: Option<String>,
+    /// Rooms of at most this many users get presence events and member lists; larger ones only member_count. [default: 200]
+    #[arg(long, env = "WSGATE_PRESENCE_MAX_MEMBERS")]
+    pub presence_max_members: Option<String>,
     /// Server WebSocket ping period. [default: 25s]
     #[arg(long, env = "WSGATE_PING_INTERVAL")]
     pub ping_interval: Option<String>,
@@ -277,7 +281,7 @@ impl Values {
 }
 
 /// Every setting: (flag name, snake_case file key).
-const SETTINGS: [(&str, &str); 40] = [
+const SETTINGS: [(&str, &str); 41] = [
     ("listen", "listen"),
     ("admin-listen", "admin_listen"),
     ("redis-url", "redis_url"),
@@ -299,6 +303,7 @@ const SETTINGS: [(&str, &str); 40] = [
     ("max-message-bytes", "max_message_bytes"),
     ("rate-limit", "rate_limit"),
     ("max-rooms", "max_rooms"),
+    ("presence-max-members", "presence_max_members"),
     ("ping-interval", "ping_interval"),
     ("pong-timeout", "pong_timeout"),
     ("ack-timeout", "ack_timeout"),
@@ -347,6 +352,7 @@ impl Cli {
             ("max-message-bytes", &self.max_message_bytes),
             ("rate-limit", &self.rate_limit),
             ("max-rooms", &self.max_rooms),
+            ("presence-max-members", &self.presence_max_members),
             ("ping-interval", &self.ping_interval),
             ("pong-timeout", &self.pong_timeout),
             ("ack-timeout", &self.ack_timeout),
@@ -657,6 +663,7 @@ impl Config {
             rate_limit: u32::try_from(rate_limit)
                 .map_err(|_| invalid("rate-limit", &rate_limit.to_string(), "too large"))?,
             max_rooms: positive(values, "max-rooms", "100")?,
+            presence_max_members: positive(values, "presence-max-members", "200")?,
             ping_interval: duration(values, "ping-interval", "25s")?,
             pong_timeout: duration(values, "pong-timeout", "10s")?,
             ack_timeout: duration(values, "ack-timeout", "10s")?,

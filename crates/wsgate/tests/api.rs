@@ -89,10 +89,14 @@ async fn rooms_users_nodes_and_disconnect() {
     let res = node.api("GET", "/api/v1/rooms/r1", None).await;
     assert_eq!(
         res.json(),
-        json!({"room": "r1", "members": ["alice", "bob"]})
+        // Contract 8: the room's member_count comes with its (paged) members.
+        json!({"room": "r1", "member_count": 2, "members": ["alice", "bob"]})
     );
     let res = node.api("GET", "/api/v1/rooms/empty", None).await;
-    assert_eq!(res.json(), json!({"room": "empty", "members": []}));
+    assert_eq!(
+        res.json(),
+        json!({"room": "empty", "member_count": 0, "members": []})
+    );
     let res = node.api("GET", "/api/v1/users/alice", None).await;
     assert_eq!(
         res.json(),

@@ -345,3 +345,27 @@ fn nesting_is_limited_alike_in_both_codecs() {
         .unwrap();
     assert_eq!(deep, [true, true]);
 }
+
+#[test]
+fn peek_ref_reads_only_the_ref() {
+    use crate::codec::peek_ref;
+    let big = format!(
+        r#"{{"type":"send","content":"{}","ref":"r-1"}}"#,
+        "x".repeat(10_000)
+    );
+    assert_eq!(
+        peek_ref(Codec::Json, big.as_bytes()),
+        Some(Ref::Str("r-1".into()))
+    );
+    assert_eq!(
+        peek_ref(Codec::Json, br#"{"ref":7,"content":[1,2]}"#),
+        Some(Ref::Num(7.into()))
+    );
+    assert_eq!(peek_ref(Codec::Json, br#"{"content":1}"#), None);
+    assert_eq!(peek_ref(Codec::Json, b"not json"), None);
+    let long = format!(r#"{{"ref":"{}"}}"#, "r".repeat(65));
+    assert_eq!(peek_ref(Codec::Json, long.as_bytes()), None);
+    let mp = rmp_serde::to_vec_named(&serde_json::json!({"type":"send","ref":"m-1","content":"x"}))
+        .unwrap();
+    assert_eq!(peek_ref(Codec::Msgpack, &mp), Some(Ref::Str("m-1".into())));
+}

@@ -3,12 +3,16 @@
 //! Every route needs `Authorization: Bearer <api key>` except
 //! `GET /api/v1/openapi.json` (the description of this API, nothing secret).
 //! With no key configured every route answers 503. Errors are
-//! `{"error":CODE,"message":TEXT}`; [`ApiError`] is the one place that maps a
-//! failure to its status. Bodies over `api-max-body-bytes` get 413 before they
-//! are read; unknown fields in a body are a 400, so typos never pass silently.
+//! `{"error":CODE,"message":TEXT}`; [`ApiError`] maps a failure to its status
+//! (a node's refusal through [`crate::errors`]). A body over
+//! `api-max-body-bytes` (declared, or found while reading) is never kept: the
+//! rest of it is read and dropped (bounded in bytes and time) and the answer
+//! is 413, so a client that sent its whole body can read the 413 rather than
+//! meet a reset. Unknown fields in a body are a 400, so typos never pass
+//! silently.
 
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
@@ -56,7 +60,16 @@ impl ApiError {
 
     fn response(&self) -> Response<Body> {
         let (status, code) = self.status_and_code();
-        error(status, code, self.to_string())
+        let mut res = error(status, code, self.to_string());
+        if matches!(self, ApiError::TooLarge(_)) {
+            // The refused body was read and dropped, as far as it was
+            // bounded: end the connection cleanly rather than reuse it.
+            res.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        res
     }
 }
 
@@ -141,13 +154,7 @@ async fn dispatch(
     let result = match (route, segments.as_slice()) {
         (ApiRoute::Publish, _) => publish(node, config, req).await,
         (ApiRoute::Rooms, [.., room]) => match name(room, "room name") {
-            Ok(room) => node
-                .room_members(&room)
-                .await
-                .map(|members| {
-                    json_response(StatusCode::OK, &json!({"room": room, "members": members}))
-                })
-                .map_err(ApiError::from),
+            Ok(room) => room_page(node, &room, req.uri().query().unwrap_or("")).await,
             Err(e) => Err(e),
         },
         (ApiRoute::History, [.., room, _]) => match name(room, "room name") {
@@ -185,6 +192,52 @@ async fn dispatch(
     (route, result)
 }
 
+/// Default and largest page of `GET /api/v1/rooms/{room}`.
+const ROOM_PAGE_DEFAULT: usize = 1000;
+const ROOM_PAGE_MAX: usize = 10_000;
+
+/// `GET /api/v1/rooms/{room}?limit=L&cursor=C`: one page of members, with
+/// the member count; `next_cursor` is absent on the last page.
+async fn room_page(node: &Node, room: &str, query: &str) -> Result<Response<Body>, ApiError> {
+    let mut limit = ROOM_PAGE_DEFAULT;
+    let mut cursor = None;
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match k {
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=ROOM_PAGE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("`limit` must be 1 to {ROOM_PAGE_MAX}"))
+                    })?;
+            }
+            "cursor" if !v.is_empty() => {
+                if v.len() > 64
+                    || !v.bytes().all(|b| {
+                        b.is_ascii_alphanumeric()
+                            || b == b':'
+                            || b == b'-'
+                            || b == b'_'
+                            || b == b'.'
+                            || b == b'@'
+                    })
+                {
+                    return Err(ApiError::BadRequest("invalid `cursor`".into()));
+                }
+                cursor = Some(v.to_owned());
+            }
+            _ => {}
+        }
+    }
+    let (member_count, members, next) = node.room_page(room, cursor.as_deref(), limit).await?;
+    let mut body = json!({"room": room, "member_count": member_count, "members": members});
+    if let Some(next) = next {
+        body["next_cursor"] = Value::String(next);
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
 /// The body of `POST /api/v1/publish`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +258,13 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
+/// Most bytes of a refused (too large) body read and dropped before the 413,
+/// and how long that may take: a client that sent its whole body can then
+/// read the answer instead of meeting a reset (closing a socket with unread
+/// bytes resets it). Larger bodies are cut off (the 413 may then be lost).
+const REFUSED_BODY_DRAIN_BYTES: usize = 4 * 1024 * 1024;
+const REFUSED_BODY_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn read_body(config: &Config, req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
     let limit = config.api_max_body_bytes;
     let declared = req
@@ -212,15 +272,51 @@ async fn read_body(config: &Config, req: Request<Incoming>) -> Result<bytes::Byt
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = req.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
+        drain_refused(&mut body).await;
         return Err(ApiError::TooLarge(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "could not read the body: {e}"
-        ))),
+    let mut collected = Vec::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(collected.into()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if collected.len() + data.len() > limit {
+                        drain_refused(&mut body).await;
+                        return Err(ApiError::TooLarge(limit));
+                    }
+                    collected.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "could not read the body: {e}"
+                )))
+            }
+        }
+    }
+}
+
+/// Reads and drops a refused body, up to [`REFUSED_BODY_DRAIN_BYTES`] and
+/// [`REFUSED_BODY_DRAIN_TIME`].
+async fn drain_refused(body: &mut Incoming) {
+    let drain = async {
+        let mut left = REFUSED_BODY_DRAIN_BYTES;
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            left = left.saturating_sub(n);
+            if left == 0 {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(REFUSED_BODY_DRAIN_TIME, drain)
+        .await
+        .is_err()
+    {
+        tracing::debug!("Refused body not drained in time; the connection is closed.");
     }
 }
 

@@ -232,6 +232,42 @@ impl Broker for MemoryBroker {
         Ok(members)
     }
 
+    async fn room_size(&self, room: &str) -> Result<u64, BrokerError> {
+        Ok(self
+            .bus
+            .lock()
+            .members
+            .get(room)
+            .map_or(0, |m| m.len() as u64))
+    }
+
+    async fn room_members_page(
+        &self,
+        room: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), BrokerError> {
+        // In memory the cursor is the last user of the previous page (users
+        // sort by name): a page costs a pass over the room, which is local.
+        let mut after: Vec<String> = self
+            .bus
+            .lock()
+            .members
+            .get(room)
+            .map(|m| {
+                m.keys()
+                    .filter(|u| cursor.is_none_or(|c| u.as_str() > c))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        after.sort();
+        let more = after.len() > limit;
+        after.truncate(limit);
+        let next = if more { after.last().cloned() } else { None };
+        Ok((after, next))
+    }
+
     async fn nodes(&self) -> Result<Vec<NodeInfo>, BrokerError> {
         let mut nodes: Vec<NodeInfo> = self
             .bus

@@ -96,6 +96,19 @@ pub trait Broker: Send + Sync {
     /// Members of a room in the whole cluster.
     async fn room_members(&self, room: &str) -> Result<Vec<String>, BrokerError>;
 
+    /// How many users are in a room, cluster-wide. O(1).
+    async fn room_size(&self, room: &str) -> Result<u64, BrokerError>;
+
+    /// One page of a room's members: at most `limit` users from `cursor`
+    /// (`None` = the first page), and the next page's cursor (`None` on the
+    /// last page). Costs O(limit), whatever the room's size.
+    async fn room_members_page(
+        &self,
+        room: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), BrokerError>;
+
     /// Live nodes.
     async fn nodes(&self) -> Result<Vec<NodeInfo>, BrokerError>;
 

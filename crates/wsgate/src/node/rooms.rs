@@ -11,6 +11,11 @@
 //! [`crate::hub::outbox`]) from before it subscribes until its reply, and
 //! with `since` the replay, are out; then [`Node::go_live`] queues what was
 //! held, minus the offsets the client has.
+//!
+//! Large rooms: presence events and member lists only go to rooms of at most
+//! `presence-max-members` users. Above that a join or leave costs O(1) in the
+//! room's size (the count is `HLEN`, no member list is fetched or sent, no
+//! event fans out), and members are listed in pages ([`Node::room_page`]).
 
 use std::sync::Arc;
 
@@ -24,11 +29,20 @@ use crate::history::{recoverable, HistoryError, Page, PAGE_MAX};
 use crate::hub::{Conn, ConnId, LeaveLocal, Pushed};
 use crate::metrics::BrokerOp;
 
+/// A room as a join reply or presence query shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomView {
+    /// Users in the room, cluster-wide.
+    pub member_count: u64,
+    /// Their ids, only while `member_count` <= `presence-max-members`.
+    pub members: Option<Vec<String>>,
+}
+
 /// What a join found.
 #[derive(Debug)]
 pub struct Joined {
-    /// The room's members, cluster-wide.
-    pub members: Vec<String>,
+    /// The room's member count, and its members while it is small.
+    pub view: RoomView,
     /// The room's position when the connection joined.
     pub position: Position,
     /// With `since`: whether the missed messages follow.
@@ -95,7 +109,7 @@ impl Node {
         if self.hub.is_member(conn.id, room) {
             // Live in the room already: nothing to replay, and recovered
             // only when nothing was missed.
-            let members = self.room_members(room).await?;
+            let view = self.room_view(room).await?;
             let position = self
                 .history
                 .read(room, u64::MAX, 0)
@@ -104,7 +118,7 @@ impl Node {
                 .position;
             let recovered = since.map(|s| *s == position);
             return Ok(Joined {
-                members,
+                view,
                 position,
                 recovered,
                 replay: Vec::new(),
@@ -146,20 +160,22 @@ impl Node {
                 return Err(NodeError::Cluster(e));
             }
         }
+        let mut announce = false;
         if local.user_first {
             match self.broker.room_member(room, &conn.user, true).await {
-                Ok(true) => {
-                    self.presence_event(room, PresenceEvent::Join, &conn.user, Some(conn.id))
-                        .await
-                }
-                Ok(false) => {}
+                Ok(changed) => announce = changed,
                 Err(e) => {
                     self.metrics.broker_error(BrokerOp::Presence);
                     return Err(NodeError::Cluster(e));
                 }
             }
         }
-        let members = self.room_members(room).await?;
+        let view = self.room_view(room).await?;
+        // Only a room small enough to list gets the event (O(1) above it).
+        if announce && view.members.is_some() {
+            self.presence_event(room, PresenceEvent::Join, &conn.user, Some(conn.id))
+                .await;
+        }
         // Subscribed: every message after this read reaches the gate.
         let (after, limit) = match since {
             Some(s) => (s.offset, PAGE_MAX.min(self.config.history_size)),
@@ -188,7 +204,7 @@ impl Node {
             self.go_live(conn, room, &position);
         }
         Ok(Joined {
-            members,
+            view,
             position,
             recovered,
             replay: messages,
@@ -277,8 +293,10 @@ impl Node {
         if local.user_last {
             match self.broker.room_member(room, &conn.user, false).await {
                 Ok(true) => {
-                    self.presence_event(room, PresenceEvent::Leave, &conn.user, None)
-                        .await
+                    if self.room_size(room).await? <= self.config.presence_max_members as u64 {
+                        self.presence_event(room, PresenceEvent::Leave, &conn.user, None)
+                            .await;
+                    }
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -363,5 +381,48 @@ impl Node {
             self.metrics.broker_error(BrokerOp::Presence);
             NodeError::Cluster(e)
         })
+    }
+
+    /// Users in a room, cluster-wide.
+    async fn room_size(&self, room: &str) -> Result<u64, NodeError> {
+        self.broker.room_size(room).await.map_err(|e| {
+            self.metrics.broker_error(BrokerOp::Presence);
+            NodeError::Cluster(e)
+        })
+    }
+
+    /// A room's member count, and its members while it is small enough
+    /// (`presence-max-members`): O(1) in the room's size above that.
+    pub async fn room_view(&self, room: &str) -> Result<RoomView, NodeError> {
+        let member_count = self.room_size(room).await?;
+        let members = if member_count <= self.config.presence_max_members as u64 {
+            Some(self.room_members(room).await?)
+        } else {
+            None
+        };
+        Ok(RoomView {
+            member_count,
+            members,
+        })
+    }
+
+    /// One page of a room's members (server API): at most `limit` from
+    /// `cursor`, the next page's cursor, and the member count.
+    pub async fn room_page(
+        &self,
+        room: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(u64, Vec<String>, Option<String>), NodeError> {
+        let member_count = self.room_size(room).await?;
+        let (members, next) = self
+            .broker
+            .room_members_page(room, cursor, limit)
+            .await
+            .map_err(|e| {
+                self.metrics.broker_error(BrokerOp::Presence);
+                NodeError::Cluster(e)
+            })?;
+        Ok((member_count, members, next))
     }
 }

@@ -404,11 +404,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } else {
             CLOSE_TIMEOUT
         };
+        // After a failed read the stream may stop mid-frame (a frame over the
+        // hard limit is never read): it can only be drained as raw bytes.
+        let parseable = !matches!(
+            code,
+            CloseCode::TooBig | CloseCode::InvalidPayload | CloseCode::ProtocolError
+        );
         let ws = &mut self.ws;
         let handshake = tokio::time::timeout(wait, async {
-            if ws.close(Some(frame)).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
+            if ws.close(Some(frame)).await.is_err() {
+                return;
             }
+            if parseable {
+                // Data frames after our close are dropped unhandled; the
+                // peer's close ends the handshake.
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Close(_))) | None => return,
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => break,
+                    }
+                }
+            }
+            drain_raw(ws.get_mut()).await;
         });
         if handshake.await.is_err() {
             // The peer did not answer the close in time: the socket is dropped.
@@ -544,8 +562,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "frame of {} bytes exceeds max-message-bytes ({max})",
                 bytes.len()
             );
+            // Echo the frame's `ref` so a client's request fails at once
+            // instead of timing out (the frame is under the hard limit).
+            let r#ref = wsgate_protocol::codec::peek_ref(self.codec, bytes);
             return self
-                .violation(None, ErrorCode::MessageTooLarge, message)
+                .violation(r#ref, ErrorCode::MessageTooLarge, message)
                 .await;
         }
         // Decoded before the rate limit so a refusal can echo the frame's `ref`;
@@ -579,6 +600,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         match self.recovery.take() {
             Some(recovery) => Box::pin(self.replay_room(*recovery)).await,
             None => Ok(()),
+        }
+    }
+}
+
+/// Reads and drops whatever the peer still sends until it ends its side (or
+/// the socket fails): the socket is then closed with nothing unread, so the
+/// kernel ends it with a FIN, not a reset that could discard the close frame
+/// before the peer reads it. Bounded by the caller's close timeout.
+async fn drain_raw<S: AsyncRead + Unpin>(socket: &mut S) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = vec![0u8; 4096];
+    while let Ok(n) = socket.read(&mut sink).await {
+        if n == 0 {
+            return;
         }
     }
 }

@@ -45,7 +45,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     self.rooms.push(Arc::from(room.as_str()));
                 }
                 reply.room = Some(room.clone());
-                reply.members = Some(joined.members);
+                reply.member_count = Some(joined.view.member_count);
+                reply.members = joined.view.members;
                 reply.epoch = Some(joined.position.epoch.clone());
                 reply.offset = Some(joined.position.offset);
                 reply.recovered = joined.recovered;
@@ -104,7 +105,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         "the token does not allow this room",
                     ));
                 }
-                reply.members = Some(node.room_members(&room).await?);
+                let view = node.room_view(&room).await?;
+                reply.member_count = Some(view.member_count);
+                reply.members = view.members;
                 reply.room = Some(room);
             }
             ClientFrame::Presence {

@@ -277,6 +277,61 @@ impl Broker for RedisBroker {
         Ok(members)
     }
 
+    async fn room_size(&self, room: &str) -> Result<u64, BrokerError> {
+        let r = &self.inner.redis;
+        let mut conn = r.conn().await?;
+        Ok(r.timed(conn.hlen(r.keys().members(room))).await?)
+    }
+
+    /// `HSCAN` pages: the cursor is `"{scan cursor}:{skip}"`, because one
+    /// `HSCAN` step may return more than `limit` fields (a small hash comes
+    /// back whole): the rest of that step is skipped into on the next page.
+    async fn room_members_page(
+        &self,
+        room: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), BrokerError> {
+        let r = &self.inner.redis;
+        let mut conn = r.conn().await?;
+        let (mut scan, mut skip) = match cursor.and_then(|c| c.split_once(':')) {
+            Some((a, b)) => (
+                a.parse::<u64>().unwrap_or(0),
+                b.parse::<usize>().unwrap_or(0),
+            ),
+            None => (0, 0),
+        };
+        let key = r.keys().members(room);
+        let mut page = Vec::with_capacity(limit.min(1024));
+        loop {
+            let (next, flat): (u64, Vec<String>) = r
+                .timed(
+                    redis::cmd("HSCAN")
+                        .arg(&key)
+                        .arg(scan)
+                        .arg("COUNT")
+                        .arg(limit.max(10))
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let users: Vec<String> = flat.into_iter().step_by(2).collect();
+            let want = limit - page.len();
+            let available = users.len().saturating_sub(skip);
+            page.extend(users.into_iter().skip(skip).take(want));
+            if available > want {
+                return Ok((page, Some(format!("{scan}:{}", skip + want))));
+            }
+            skip = 0;
+            if next == 0 {
+                return Ok((page, None));
+            }
+            scan = next;
+            if page.len() == limit {
+                return Ok((page, Some(format!("{scan}:0"))));
+            }
+        }
+    }
+
     async fn nodes(&self) -> Result<Vec<NodeInfo>, BrokerError> {
         let inner = &self.inner;
         let nodes = liveness::live_nodes(inner)

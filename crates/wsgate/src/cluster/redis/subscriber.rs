@@ -6,7 +6,7 @@
 //! up: a node is never ready while deaf. After an outage it lets the sink
 //! catch up (inbox redelivery) before it reads the first envelope. Then the
 //! reader only reads: it decodes envelopes and hands them to the node's sink,
-//! which never blocks (outboxes take `try_send`); it never sleeps and never
+//! which never blocks (an outbox push never waits); it never sleeps and never
 //! takes a lock across a round trip. Subscription changes and pings run on
 //! their own task ([`super::subscriptions`]). When the connection drops, or
 //! that task's round trip fails, the loop ends with a typed [`LoopEnd`],
