@@ -15,7 +15,17 @@ use wsgate_protocol::{CloseCode, ErrorCode};
 use crate::auth::AuthError;
 use crate::metrics::RejectReason;
 use crate::node::NodeError;
-use crate::session::RequestError;
+
+/// Why a client request was refused (a session's request handler).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(&'static str),
+}
 
 /// The protocol error code for a refused node operation.
 pub fn node_code(e: &NodeError) -> ErrorCode {

@@ -13,11 +13,10 @@
 //! queueing in its outbox), then `welcome` and the inbox replay are written,
 //! then the outbox: the replay always comes before new live direct messages.
 
+mod close;
 pub mod limits;
 mod recovery;
 mod requests;
-
-pub use requests::RequestError;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -27,7 +26,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant, Sleep};
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
@@ -54,21 +52,6 @@ const WRITE_BATCH: usize = 64;
 /// Most live direct messages tracked for ack redelivery per connection.
 const MAX_TRACKED_ACKS: usize = 256;
 
-/// The reason text sent with a server-initiated close.
-fn close_reason(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::Normal => "normal closure",
-        CloseCode::GoingAway => "heartbeat timeout",
-        CloseCode::ProtocolError => "websocket protocol error",
-        CloseCode::InvalidPayload => "invalid utf-8 in text frame",
-        CloseCode::Policy => "disconnected by server",
-        CloseCode::TooBig => "frame exceeds the size limit",
-        CloseCode::Internal => "internal error",
-        CloseCode::Restart => "server restart: reconnect",
-        CloseCode::TryAgainLater => "slow consumer: not reading fast enough",
-    }
-}
-
 /// How a session ended.
 enum End {
     /// The server closed with this code.
@@ -80,7 +63,7 @@ enum End {
 }
 
 /// One request's result: a reply, nothing, or an error.
-type Handled = Result<Option<Reply>, RequestError>;
+type Handled = Result<Option<Reply>, crate::errors::RequestError>;
 
 /// What every session of a node shares, built once at start-up: the node's
 /// operations, the settings, the metrics, the token verifier (for `refresh`).
@@ -350,11 +333,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Sends a close frame and waits briefly for the client's close.
-    async fn close(&mut self, code: CloseCode) -> End {
-        self.close_with(code, close_reason(code)).await
-    }
-
     async fn on_timer(&mut self) -> Result<(), End> {
         let now = Instant::now();
         let config = &self.env.config;
@@ -389,50 +367,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.replay(Some(&due)).await;
         }
         Ok(())
-    }
-
-    /// Sends a close frame with a reason and waits briefly for the client's
-    /// close. A slow consumer gets longer: its socket is full, and the close
-    /// frame only goes out once it reads again.
-    async fn close_with(&mut self, code: CloseCode, reason: &str) -> End {
-        let frame = CloseFrame {
-            code: code.as_u16().into(),
-            reason: reason.into(),
-        };
-        let wait = if code == CloseCode::TryAgainLater {
-            SLOW_CONSUMER_CLOSE_TIMEOUT
-        } else {
-            CLOSE_TIMEOUT
-        };
-        // After a failed read the stream may stop mid-frame (a frame over the
-        // hard limit is never read): it can only be drained as raw bytes.
-        let parseable = !matches!(
-            code,
-            CloseCode::TooBig | CloseCode::InvalidPayload | CloseCode::ProtocolError
-        );
-        let ws = &mut self.ws;
-        let handshake = tokio::time::timeout(wait, async {
-            if ws.close(Some(frame)).await.is_err() {
-                return;
-            }
-            if parseable {
-                // Data frames after our close are dropped unhandled; the
-                // peer's close ends the handshake.
-                loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Close(_))) | None => return,
-                        Some(Ok(_)) => {}
-                        Some(Err(_)) => break,
-                    }
-                }
-            }
-            drain_raw(ws.get_mut()).await;
-        });
-        if handshake.await.is_err() {
-            // The peer did not answer the close in time: the socket is dropped.
-            debug!(user = %self.conn.user, "Close handshake timed out.");
-        }
-        End::Server(code)
     }
 
     /// Queues the inbox (or, with `only`, the still-unacked messages among
@@ -600,20 +534,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         match self.recovery.take() {
             Some(recovery) => Box::pin(self.replay_room(*recovery)).await,
             None => Ok(()),
-        }
-    }
-}
-
-/// Reads and drops whatever the peer still sends until it ends its side (or
-/// the socket fails): the socket is then closed with nothing unread, so the
-/// kernel ends it with a FIN, not a reset that could discard the close frame
-/// before the peer reads it. Bounded by the caller's close timeout.
-async fn drain_raw<S: AsyncRead + Unpin>(socket: &mut S) {
-    use tokio::io::AsyncReadExt;
-    let mut sink = vec![0u8; 4096];
-    while let Ok(n) = socket.read(&mut sink).await {
-        if n == 0 {
-            return;
         }
     }
 }

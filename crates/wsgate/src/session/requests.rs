@@ -1,6 +1,6 @@
 //! Request dispatch: one decoded client frame becomes a call on the node
 //! and a reply, nothing, or a [`RequestError`] (mapped to its error code in
-//! [`crate::errors`]). Split from the connection loop in `mod.rs`, which owns
+//! [`crate::errors`], where it is defined). Split from the connection loop in `mod.rs`, which owns
 //! reading, writing and timers.
 
 use std::sync::Arc;
@@ -10,19 +10,7 @@ use wsgate_protocol::{ClientFrame, ClientRequest, Reply, ServerFrame, Target};
 
 use super::recovery::Recovery;
 use super::{token_deadline, Handled, Session};
-use crate::auth::AuthError;
-use crate::node::NodeError;
-
-/// Why a client request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error(transparent)]
-    Node(#[from] NodeError),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error("{0}")]
-    Forbidden(&'static str),
-}
+use crate::errors::RequestError;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn handle(&mut self, request: ClientRequest) -> Handled {
