@@ -77,6 +77,11 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- end }}
 
+{{/* A size setting: a number of bytes (YAML number) or a string such as 64KiB. */}}
+{{- define "wsgate.size" -}}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ . | int64 }}{{ end }}
+{{- end }}
+
 {{/* Pod grace period: above preStop sleep + drain timeout. */}}
 {{- define "wsgate.terminationGracePeriodSeconds" -}}
 {{- $drain := include "wsgate.seconds" .Values.config.drainTimeout | int }}
@@ -128,11 +133,22 @@ app.kubernetes.io/component: redis
 {{- if and (not .Values.auth.existingSecret) (or .Values.auth.apiKey .Values.auth.generateMissing) }}true{{ end }}
 {{- end }}
 
-{{/* Secret holding jwt-secret / api-key (empty when there is none). */}}
+{{/* Whether the chart puts a webhook secret into its own Secret (given only, never generated). */}}
+{{- define "wsgate.chartWebhookSecret" -}}
+{{- if and (not .Values.auth.existingSecret) .Values.auth.webhookSecret }}true{{ end }}
+{{- end }}
+
+{{/* Whether the pods get WSGATE_WEBHOOK_SECRET: given to the chart, or from
+auth.existingSecret once webhooks are on (config.webhookUrl). */}}
+{{- define "wsgate.webhookSecret" -}}
+{{- if or (include "wsgate.chartWebhookSecret" .) (and .Values.auth.existingSecret .Values.config.webhookUrl) }}true{{ end }}
+{{- end }}
+
+{{/* Secret holding jwt-secret / api-key / webhook-secret (empty when there is none). */}}
 {{- define "wsgate.authSecretName" -}}
 {{- if .Values.auth.existingSecret }}
 {{- .Values.auth.existingSecret }}
-{{- else if or (include "wsgate.chartJwtSecret" .) (include "wsgate.chartApiKey" .) }}
+{{- else if or (include "wsgate.chartJwtSecret" .) (include "wsgate.chartApiKey" .) (include "wsgate.chartWebhookSecret" .) }}
 {{- printf "%s-auth" (include "wsgate.fullname" .) }}
 {{- end }}
 {{- end }}
@@ -147,5 +163,14 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- if and (not (include "wsgate.clustered" .)) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "wsgate: more than one replica needs Redis: enable redis or set externalRedis" }}
+{{- end }}
+{{- if and .Values.config.webhookUrl (not (include "wsgate.webhookSecret" .)) }}
+{{- fail "wsgate: config.webhookUrl needs a webhook secret: set auth.webhookSecret, or auth.existingSecret with the key auth.webhookSecretKey" }}
+{{- end }}
+{{- with .Values.config.grpcListen }}
+{{- $grpc := include "wsgate.port" . }}
+{{- if or (eq $grpc (include "wsgate.port" $.Values.config.listen)) (eq $grpc (include "wsgate.port" $.Values.config.adminListen)) }}
+{{- fail (printf "wsgate: config.grpcListen (%s) needs a port of its own, not that of listen or adminListen" .) }}
+{{- end }}
 {{- end }}
 {{- end }}
