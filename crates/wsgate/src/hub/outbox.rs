@@ -11,6 +11,13 @@
 //! (by epoch and offset). Holding and queueing share the outbox lock, so no
 //! frame slips between the replay and the live stream. A gate holds at most
 //! `outbox-size` frames; past it the connection is a slow consumer (1013).
+//!
+//! After the release the gate stays as a *floor* until the room's next
+//! message above it: a message the replay carried may still be on its way
+//! from the bus (published after the subscription, read by the replay, not
+//! yet handed to this node's reader), and it is dropped when it comes. One
+//! room's messages arrive in offset order, so the first one above the floor
+//! ends it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -65,11 +72,20 @@ struct Outbox {
     gates: Vec<Gate>,
 }
 
-/// Live frames of one room held back while the connection joins it.
+/// Live frames of one room held back while the connection joins it, then
+/// the floor below which its messages are repeats.
 #[derive(Debug)]
 struct Gate {
     room: Arc<str>,
-    held: VecDeque<Arc<Outgoing>>,
+    state: GateState,
+}
+
+#[derive(Debug)]
+enum GateState {
+    /// Joining: frames wait here.
+    Holding(VecDeque<Arc<Outgoing>>),
+    /// Released: messages at or below this position are dropped.
+    Floor(Position),
 }
 
 /// Whether a held frame is a room message the replay carried already: its
@@ -130,21 +146,42 @@ impl Conn {
         {
             let mut outbox = self.lock_outbox();
             let capacity = self.capacity;
-            let gate = room.and_then(|r| outbox.gates.iter_mut().find(|g| *g.room == *r));
-            let held = gate.is_some();
-            let queue = match gate {
-                Some(gate) => &mut gate.held,
-                None => &mut outbox.queue,
-            };
-            if queue.len() >= capacity {
-                drop(outbox);
-                return self.overflow();
+            let gate = room.and_then(|r| outbox.gates.iter().position(|g| *g.room == *r));
+            let mut held = false;
+            if let Some(i) = gate {
+                match &mut outbox.gates[i].state {
+                    GateState::Holding(queue) => {
+                        if queue.len() >= capacity {
+                            drop(outbox);
+                            return self.overflow();
+                        }
+                        queue.push_back(frame.clone());
+                        held = true;
+                    }
+                    GateState::Floor(floor) => {
+                        if replayed(frame, floor) {
+                            // A repeat still in flight at the release.
+                            return Pushed::Queued;
+                        }
+                        if matches!(frame.frame(), ServerFrame::Message(_)) {
+                            // Past the floor: nothing below it can follow.
+                            outbox.gates.swap_remove(i);
+                            if outbox.gates.is_empty() {
+                                outbox.gates = Vec::new();
+                            }
+                        }
+                    }
+                }
             }
-            queue.push_back(frame.clone());
             if held {
                 // Nothing for the session to write yet.
                 return Pushed::Queued;
             }
+            if outbox.queue.len() >= capacity {
+                drop(outbox);
+                return self.overflow();
+            }
+            outbox.queue.push_back(frame.clone());
         }
         self.queued.notify_one();
         Pushed::Queued
@@ -155,33 +192,47 @@ impl Conn {
     /// to the room.
     pub fn hold_room(&self, room: &str) {
         let mut outbox = self.lock_outbox();
-        if !outbox.gates.iter().any(|g| *g.room == *room) {
-            outbox.gates.push(Gate {
+        match outbox.gates.iter_mut().find(|g| *g.room == *room) {
+            Some(gate) => gate.state = GateState::Holding(VecDeque::new()),
+            None => outbox.gates.push(Gate {
                 room: Arc::from(room),
-                held: VecDeque::new(),
-            });
+                state: GateState::Holding(VecDeque::new()),
+            }),
         }
     }
 
     /// Queues the frames held back for `room`, except the room messages at or
-    /// before `replayed_upto` (the replay carried them), and stops holding.
-    /// With `None` the held frames are dropped (the join failed).
+    /// before `replayed_upto` (the replay carried them), and keeps dropping
+    /// those until the room's first message above it. With `None` the held
+    /// frames are dropped and the gate removed (the join failed, or the
+    /// connection left the room).
     pub fn release_room(&self, room: &str, replayed_upto: Option<&Position>) -> Pushed {
         let mut outbox = self.lock_outbox();
         let Some(i) = outbox.gates.iter().position(|g| *g.room == *room) else {
             return Pushed::Queued;
         };
-        let gate = outbox.gates.swap_remove(i);
-        if outbox.gates.is_empty() {
-            outbox.gates = Vec::new();
-        }
         let Some(upto) = replayed_upto else {
+            outbox.gates.swap_remove(i);
+            if outbox.gates.is_empty() {
+                outbox.gates = Vec::new();
+            }
+            return Pushed::Queued;
+        };
+        let held = std::mem::replace(&mut outbox.gates[i].state, GateState::Floor(upto.clone()));
+        let GateState::Holding(held) = held else {
             return Pushed::Queued;
         };
         let mut queued = false;
-        for frame in gate.held {
+        for frame in held {
             if replayed(&frame, upto) {
                 continue;
+            }
+            if let (ServerFrame::Message(_), Some(i)) = (
+                frame.frame(),
+                outbox.gates.iter().position(|g| *g.room == *room),
+            ) {
+                // A message above the floor: the floor has done its job.
+                outbox.gates.swap_remove(i);
             }
             if outbox.queue.len() >= self.capacity {
                 drop(outbox);
@@ -189,6 +240,9 @@ impl Conn {
             }
             outbox.queue.push_back(frame);
             queued = true;
+        }
+        if outbox.gates.is_empty() {
+            outbox.gates = Vec::new();
         }
         drop(outbox);
         if queued {
@@ -299,6 +353,55 @@ mod tests {
             offset: 0,
         };
         assert_eq!(c.release_room("r", Some(&upto)), Pushed::SlowConsumer);
+    }
+
+    fn taken(c: &Conn) -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        c.take(&mut out, 100);
+        out.iter()
+            .map(|f| match f.frame() {
+                ServerFrame::Message(m) => m.offset,
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn after_the_release_repeats_still_in_flight_are_dropped() {
+        let c = Conn::new(1, "u".into(), 8);
+        c.hold_room("r");
+        c.push_room("r", &room_message(4, "e"));
+        let upto = Position {
+            epoch: "e".into(),
+            offset: 5,
+        };
+        c.release_room("r", Some(&upto));
+        assert!(taken(&c).is_empty(), "4 was replayed");
+        // 5 was read by the replay but reaches the node only now.
+        c.push_room("r", &room_message(5, "e"));
+        c.push_room("r", &Outgoing::control(ServerFrame::Pong { r#ref: None }));
+        assert_eq!(
+            taken(&c),
+            [None],
+            "the repeat is dropped, other frames pass"
+        );
+        c.push_room("r", &room_message(6, "e"));
+        c.push_room("r", &room_message(7, "e"));
+        assert_eq!(taken(&c), [Some(6), Some(7)]);
+        // The floor ended with 6: nothing is filtered any more.
+        c.push_room("r", &room_message(3, "e"));
+        assert_eq!(taken(&c), [Some(3)]);
+        // A new epoch's messages pass the floor too.
+        c.hold_room("r");
+        c.release_room("r", Some(&upto));
+        c.push_room("r", &room_message(1, "new"));
+        assert_eq!(taken(&c), [Some(1)]);
+        // Leaving removes a floor.
+        c.hold_room("r");
+        c.release_room("r", Some(&upto));
+        c.release_room("r", None);
+        c.push_room("r", &room_message(2, "e"));
+        assert_eq!(taken(&c), [Some(2)]);
     }
 
     #[test]
