@@ -32,7 +32,9 @@
 //!     bounded queues: it stays connected while its owner does other things,
 //!     and can be read and written from one `select!`.
 //!
-//! [`Dedupe`] drops replayed duplicates by id. Every read takes a timeout
+//! [`Dedupe`] drops replayed duplicates by id; [`RoomPositions`] remembers
+//! each room's `{epoch, offset}`, drops room repeats by offset and gives the
+//! `join`s with `since` to send after a reconnect (room recovery). Every read takes a timeout
 //! (the connection's [`Options::timeout`] for requests), so a silent server
 //! never hangs a caller. Only `ws://` URLs are supported: tests and load
 //! generation run against plain TCP.
@@ -42,6 +44,7 @@ mod client;
 mod dedupe;
 mod error;
 mod options;
+mod positions;
 pub mod raw;
 
 pub use background::{Background, Event};
@@ -49,6 +52,7 @@ pub use client::{Client, Welcome};
 pub use dedupe::Dedupe;
 pub use error::{ClientError, CloseInfo};
 pub use options::{Options, DEFAULT_TIMEOUT};
+pub use positions::RoomPositions;
 pub use wsgate_protocol::{
-    Codec, ErrorCode, Kind, MessageFrame, PresenceEvent, Ref, Reply, ServerFrame,
+    Codec, ErrorCode, Kind, MessageFrame, Position, PresenceEvent, Ref, Reply, ServerFrame,
 };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use procs::*;
 use serde_json::{json, Value};
-use wsgate_client::{Client, ClientError, MessageFrame, Reply};
+use wsgate_client::{Client, ClientError, MessageFrame, Reply, RoomPositions};
 
 fn join(room: &str) -> Value {
     json!({"type": "join", "room": room})
@@ -281,26 +281,36 @@ async fn members_of_a_killed_node_recover_on_a_survivor() {
     let mut cluster = Cluster::start(2).await;
     let room = "hist-crash";
     let mut alice = cluster.nodes[0].connect("alice").await;
-    let (epoch, _) = position(&alice.request(join(room)).await.unwrap());
+    alice.request(join(room)).await.unwrap();
+    // Bob keeps his positions as a client should (the client crate's
+    // RoomPositions), and re-joins from them after the crash.
+    let mut positions = RoomPositions::new();
     let mut bob = cluster.nodes[1].connect("bob").await;
-    bob.request(join(room)).await.unwrap();
+    positions.joined(room, &bob.request(join(room)).await.unwrap());
     for i in 1..=5 {
         alice.request(publish(room, json!(i))).await.unwrap();
     }
-    let seen = messages_until(&mut bob, 5).await;
-    let last = seen.last().and_then(|m| m.offset).unwrap();
+    for m in messages_until(&mut bob, 5).await {
+        assert!(positions.observe(&m));
+    }
     cluster.nodes[1].kill9();
     for i in 6..=15 {
         alice.request(publish(room, json!(i))).await.unwrap();
     }
     let mut bob = cluster.nodes[0].connect("bob").await;
-    let r = bob.request(join_since(room, &epoch, last)).await.unwrap();
+    let rejoin = positions.rejoin_frames();
+    assert_eq!(rejoin.len(), 1);
+    let r = bob.request(rejoin[0].clone()).await.unwrap();
     assert_eq!((r.recovered, r.offset), (Some(true), Some(15)));
+    positions.joined(room, &r);
     let got = messages_until(&mut bob, 15).await;
     assert_eq!(offsets(&got), (6..=15).collect::<Vec<_>>());
+    assert!(got.iter().all(|m| m.replay && positions.observe(m)));
     alice.request(publish(room, json!(16))).await.unwrap();
     let m = bob.next_message(T).await.unwrap();
     assert_eq!((m.offset, m.replay), (Some(16), false));
+    assert!(positions.observe(&m));
+    assert_eq!(positions.get(room).map(|p| p.offset), Some(16));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
