@@ -3,12 +3,13 @@
 //! closed when idle for the handshake timeout; one client address cannot take
 //! every slot (`--max-pending-handshakes-per-ip`).
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -211,7 +212,7 @@ async fn one_address_cannot_take_every_handshake_slot() {
     // And the first address gets in again once its stalled requests go.
     drop(stalled);
     let public = node.public;
-    eventually("the address's slots are released", || async move {
+    eventually("the address's slots are released", WAIT, || async move {
         let mut again = KeepAlive::connect(public).await;
         again.upgrade("again").await.is_some_and(|r| r.0 == 101)
     })

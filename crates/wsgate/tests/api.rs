@@ -1,10 +1,11 @@
 //! The server API on the admin listener (contract section 8), `/healthz`,
 //! `/readyz` and `/metrics` (section 9).
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 use wsgate_client::{Kind, ServerFrame};
 
 #[tokio::test]
@@ -131,7 +132,7 @@ async fn rooms_users_nodes_and_disconnect() {
         matches!(&f, ServerFrame::Presence { user, .. } if user == "alice"),
         "{f:?}"
     );
-    eventually("alice is offline", || async {
+    eventually("alice is offline", WAIT, || async {
         node.api("GET", "/api/v1/users/alice", None).await.json()["online"] == false
     })
     .await;
@@ -376,7 +377,7 @@ async fn metrics_list_every_contract_name_with_bounded_labels() {
     assert_eq!(metric_value(&text, "wsgate_broker_up"), Some(1.0));
     assert_eq!(metric_value(&text, "wsgate_cluster_nodes"), Some(1.0));
     drop(a);
-    eventually("the gauge drops", || async {
+    eventually("the gauge drops", WAIT, || async {
         node.metric("wsgate_connections").await == 1.0
     })
     .await;

@@ -2,13 +2,14 @@
 //! file with their precedence, exit code 2 naming a bad setting (contract
 //! section 2), and the drain on SIGTERM (section 7).
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -286,7 +287,7 @@ async fn sigterm_drains_with_1012_paced_over_the_drain_timeout_then_exits_0() {
     let sent = tokio::time::Instant::now();
     bin.signal("TERM");
     let public = bin.public;
-    eventually("/readyz turns 503", || async move {
+    eventually("/readyz turns 503", WAIT, || async move {
         http(public, "GET", "/readyz", &[], None).await.status == 503
     })
     .await;

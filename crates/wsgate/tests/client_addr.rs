@@ -3,12 +3,13 @@
 //! only, and the PROXY protocol header (v1 and v2) on the public listener.
 //! The real nginx and HAProxy in front of the binary are in `tests/lb_proxy.rs`.
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use wsgate::config::{ProxyProtocol, TrustedProxies};
@@ -170,7 +171,7 @@ async fn connections_without_a_valid_proxy_header_are_closed_before_http() {
     let read = tokio::time::timeout(T, s.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
     let m = "wsgate_connections_rejected_total{reason=\"proxy\"}";
-    eventually("the timeout is counted", || async {
+    eventually("the timeout is counted", WAIT, || async {
         slow.metric(m).await == 1.0
     })
     .await;

@@ -3,15 +3,16 @@
 //! recipient reconnects to n3. Every message whose sender got `ok` arrives
 //! (duplicates allowed, dropped by id) and first arrivals keep the send order.
 
-mod procs;
+#[macro_use]
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::{Client, ClientError, Options, ServerFrame};
 use wsgate_protocol::Kind;
 
@@ -87,7 +88,7 @@ async fn no_acked_direct_message_is_lost_when_the_recipients_node_is_killed() {
     let sent = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn(recipient(
         first,
-        cluster.nodes[2].ws_url("rcpt"),
+        cluster.nodes[2].user_url("rcpt"),
         seen.clone(),
         sent.clone(),
         stop.clone(),

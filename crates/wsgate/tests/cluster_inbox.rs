@@ -3,12 +3,12 @@
 //! another node, kept until acked, and removed by the ack.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::time::Duration;
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::{Client, MessageFrame, ServerFrame};
 use wsgate_protocol::Kind;
 
@@ -122,7 +122,7 @@ async fn redis_inboxes_keep_inbox_max_and_expire_after_inbox_ttl() {
     }
     assert_eq!(redis.inbox_len("frank").await, 5);
     let trimmed = n1
-        .metric("wsgate_inbox_dropped_total{reason=\"trimmed\"}")
+        .metric_required("wsgate_inbox_dropped_total{reason=\"trimmed\"}")
         .await;
     assert_eq!(trimmed, 3.0, "trimmed messages are counted");
     let mut frank = n2.connect("frank").await;
@@ -141,7 +141,7 @@ async fn redis_inboxes_keep_inbox_max_and_expire_after_inbox_ttl() {
     let mut expired = 0.0;
     for node in &cluster.nodes {
         expired += node
-            .metric("wsgate_inbox_dropped_total{reason=\"expired\"}")
+            .metric_required("wsgate_inbox_dropped_total{reason=\"expired\"}")
             .await;
     }
     assert_eq!(expired, 5.0, "expired messages are counted once");

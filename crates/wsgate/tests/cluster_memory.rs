@@ -3,10 +3,11 @@
 //! registry, the node list, API disconnect, the shared inbox) works as on one
 //! node.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::*;
 use wsgate::cluster::memory::MemoryBus;
 use wsgate::Backend;
 use wsgate_client::{Kind, PresenceEvent, ServerFrame};
@@ -160,7 +161,7 @@ async fn rooms_presence_and_broadcast_cross_nodes() {
             user: "bob".into()
         }
     );
-    eventually("bob is offline everywhere", || async {
+    eventually("bob is offline everywhere", WAIT, || async {
         n1.api("GET", "/api/v1/users/bob", None).await.json()["online"] == false
     })
     .await;

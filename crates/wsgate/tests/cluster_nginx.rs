@@ -6,15 +6,15 @@
 //! and each recipient gets its sender's messages first in send order.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::{Client, ClientError, Options, ServerFrame};
 use wsgate_protocol::Kind;
 
@@ -165,7 +165,7 @@ async fn rolling_drain_behind_nginx_loses_no_acked_direct_message() {
     let mut clients = Vec::new();
     let mut landed = HashSet::new();
     for user in &users {
-        let client = connect(&nginx.ws_url(user)).await;
+        let client = connect(&nginx.user_url(user)).await;
         landed.insert(client.welcome().node.clone());
         clients.push(client);
     }
@@ -183,7 +183,7 @@ async fn rolling_drain_behind_nginx_loses_no_acked_direct_message() {
             users[i].clone(),
             users[(i + 1) % CLIENTS].clone(),
             client,
-            nginx.ws_url(&users[i]),
+            nginx.user_url(&users[i]),
             ledger.clone(),
             stop.clone(),
         )));
@@ -220,7 +220,7 @@ async fn rolling_drain_behind_nginx_loses_no_acked_direct_message() {
     let mut missing = 0;
     for (user, mut client) in users.iter().zip(clients) {
         let _ = client.close(1000).await;
-        let url = nginx.ws_url(user);
+        let url = nginx.user_url(user);
         let mut client = connect(&url).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while ledger.missing(user) > 0 && Instant::now() < deadline {

@@ -3,12 +3,12 @@
 //! rooms, and the room's members on other nodes get a `presence` leave event.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::ServerFrame;
 use wsgate_protocol::PresenceEvent;
 

@@ -4,15 +4,15 @@
 //! again; inboxes survive; routing recovers; no ok'd direct message is lost.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::{Client, ClientError, Options, ServerFrame};
 use wsgate_protocol::Kind;
 
@@ -79,7 +79,7 @@ async fn a_redis_restart_with_aof_loses_no_acked_direct_message() {
     let redis = RedisServer::start_with(true).await;
     let mut cluster = Cluster::start_on(redis, 3, &[]).await;
     let patient = |url: String| Options::new(url).timeout(Duration::from_secs(15));
-    let alice = Client::connect(patient(cluster.nodes[0].ws_url("alice")))
+    let alice = Client::connect(patient(cluster.nodes[0].user_url("alice")))
         .await
         .expect("alice");
     let bob = cluster.nodes[1].connect("bob").await;
@@ -124,7 +124,7 @@ async fn a_redis_restart_with_aof_loses_no_acked_direct_message() {
         { (refused_count() >= 5).then_some(()) }
     );
     for node in &cluster.nodes {
-        let (status, _) = http(node.admin, "GET", "/healthz", None).await;
+        let status = http(node.admin, "GET", "/healthz", &[], None).await.status;
         assert_eq!(status, 200, "{} stays up without Redis", node.id);
     }
     cluster.redis.restart().await;
@@ -235,7 +235,7 @@ async fn a_redis_outage_longer_than_node_ttl_reaps_no_live_node() {
     const SUBSCRIBE_ERRORS: &str = "wsgate_broker_errors_total{op=\"subscribe\"}";
     let mut before = Vec::new();
     for node in &cluster.nodes {
-        before.push(node.metric(SUBSCRIBE_ERRORS).await);
+        before.push(node.metric_required(SUBSCRIBE_ERRORS).await);
     }
 
     cluster.redis.kill();
@@ -246,7 +246,7 @@ async fn a_redis_outage_longer_than_node_ttl_reaps_no_live_node() {
     // sees the others' heartbeats older than node-ttl.
     for (node, before) in cluster.nodes.iter().zip(&before) {
         poll!("six failed reconnects", Duration::from_secs(30), {
-            (node.metric(SUBSCRIBE_ERRORS).await >= before + 6.0).then_some(())
+            (node.metric_required(SUBSCRIBE_ERRORS).await >= before + 6.0).then_some(())
         });
     }
     let restarted = Instant::now();
@@ -364,7 +364,7 @@ async fn after_a_restart_without_persistence_the_nodes_register_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_makes_nodes_unready_and_refuse_then_recover() {
     let cluster = Cluster::start(2).await;
-    let patient = Options::new(cluster.nodes[0].ws_url("alice")).timeout(Duration::from_secs(20));
+    let patient = Options::new(cluster.nodes[0].user_url("alice")).timeout(Duration::from_secs(20));
     let mut alice = Client::connect(patient).await.expect("alice");
     let mut bob = cluster.nodes[1].connect("bob").await;
 
@@ -385,7 +385,7 @@ async fn a_frozen_redis_makes_nodes_unready_and_refuse_then_recover() {
     cluster.all_ready(503, Duration::from_secs(15)).await;
     let unready = paused.elapsed();
     for node in &cluster.nodes {
-        let (status, _) = http(node.admin, "GET", "/healthz", None).await;
+        let status = http(node.admin, "GET", "/healthz", &[], None).await.status;
         assert_eq!(status, 200, "{} stays up", node.id);
     }
 
@@ -433,7 +433,7 @@ async fn a_client_connecting_while_redis_is_down_gets_its_inbox_before_live_mess
     cluster.redis.kill();
     cluster.all_ready(503, Duration::from_secs(10)).await;
     // A not-ready node may refuse the upgrade; if it accepts, it owes the replay.
-    let url = cluster.nodes[1].ws_url("gina");
+    let url = cluster.nodes[1].user_url("gina");
     let during = Client::connect(Options::new(url.clone())).await.ok();
     cluster.redis.restart().await;
     cluster.all_ready(200, Duration::from_secs(30)).await;

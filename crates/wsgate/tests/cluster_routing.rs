@@ -4,10 +4,10 @@
 //! published only to the nodes holding the recipient.
 
 #[macro_use]
-mod procs;
+mod support;
 
-use procs::*;
 use serde_json::{json, Value};
+use support::*;
 use wsgate_client::{Client, ServerFrame};
 use wsgate_protocol::{Kind, PresenceEvent};
 
@@ -272,8 +272,8 @@ async fn direct_messages_reach_only_the_node_holding_the_recipient() {
         .expect("PUBSUB NUMSUB");
     assert!(numsub.iter().all(|(_, n)| *n == 1), "{numsub:?}");
 
-    let b_before = n2.metric("wsgate_broker_received_total").await;
-    let c_before = n3.metric("wsgate_broker_received_total").await;
+    let b_before = n2.metric_required("wsgate_broker_received_total").await;
+    let c_before = n3.metric_required("wsgate_broker_received_total").await;
     const N: usize = 20;
     for i in 0..N {
         alice
@@ -286,10 +286,11 @@ async fn direct_messages_reach_only_the_node_holding_the_recipient() {
         message(&mut bob, "direct message", Kind::Direct, &content).await;
     }
     eventually("n2 counted the bus messages", T, || async {
-        (n2.metric("wsgate_broker_received_total").await >= b_before + N as f64).then_some(())
+        (n2.metric_required("wsgate_broker_received_total").await >= b_before + N as f64)
+            .then_some(())
     })
     .await;
-    let c_after = n3.metric("wsgate_broker_received_total").await;
+    let c_after = n3.metric_required("wsgate_broker_received_total").await;
     assert_eq!(
         c_after, c_before,
         "n3 received bus traffic for direct messages to a user on n2"
@@ -302,7 +303,7 @@ async fn direct_messages_reach_only_the_node_holding_the_recipient() {
         .expect("send to carol");
     message(&mut carol, "direct message", Kind::Direct, &json!("c")).await;
     eventually("n3 counted carol's message", T, || async {
-        (n3.metric("wsgate_broker_received_total").await > c_before).then_some(())
+        (n3.metric_required("wsgate_broker_received_total").await > c_before).then_some(())
     })
     .await;
 }

@@ -8,7 +8,7 @@
 //! are confirmed again after the failover (run N+1 replicas).
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::{Client, ClientError, Options, ServerFrame};
 use wsgate_protocol::{ErrorCode, Kind};
 
@@ -130,21 +130,21 @@ async fn nodes_follow_a_sentinel_failover_and_lose_no_acked_direct_message() {
         "--redis-wait-timeout",
         "500ms",
     ];
-    let mut n1 = NodeProc::spawn(&urls, "n1", &dir, &flags);
-    let mut n2 = NodeProc::spawn(&urls, "n2", &dir, &flags);
+    let mut n1 = WsgateProc::spawn(&urls, "n1", &dir, &flags);
+    let mut n2 = WsgateProc::spawn(&urls, "n2", &dir, &flags);
     n1.wait_ready().await;
     n2.wait_ready().await;
     poll!(
         "wsgate_redis_replicas shows the primary's two replicas",
         Duration::from_secs(10),
-        (n1.metric("wsgate_redis_replicas").await == 2.0).then_some(())
+        (n1.metric_required("wsgate_redis_replicas").await == 2.0).then_some(())
     );
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let receiving = tokio::spawn(recipient(
         n2.connect("rcpt").await,
-        n2.ws_url("rcpt"),
+        n2.user_url("rcpt"),
         seen.clone(),
         stop.clone(),
     ));
@@ -253,6 +253,6 @@ async fn nodes_follow_a_sentinel_failover_and_lose_no_acked_direct_message() {
     poll!(
         "wsgate_redis_replicas follows the new primary",
         Duration::from_secs(30),
-        (n1.metric("wsgate_redis_replicas").await == 1.0).then_some(())
+        (n1.metric_required("wsgate_redis_replicas").await == 1.0).then_some(())
     );
 }

@@ -6,12 +6,12 @@
 //! again.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::time::Duration;
 
-use procs::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::ClientError;
 use wsgate_protocol::ErrorCode;
 
@@ -24,7 +24,7 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
     let primary = RedisServer::start().await;
     let mut replica = RedisServer::start_replica_of(&primary).await;
     let dir = temp_dir("wait-replicas");
-    let mut node = NodeProc::spawn(
+    let mut node = WsgateProc::spawn(
         &primary.url(),
         "n1",
         &dir,
@@ -39,7 +39,7 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
     poll!(
         "wsgate_redis_replicas shows the replica",
         Duration::from_secs(15),
-        (node.metric("wsgate_redis_replicas").await == 1.0).then_some(())
+        (node.metric_required("wsgate_redis_replicas").await == 1.0).then_some(())
     );
     let mut alice = node.connect("alice").await;
     for i in 0..20u64 {
@@ -75,7 +75,7 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
     poll!(
         "wsgate_redis_replicas shows none",
         Duration::from_secs(15),
-        (node.metric("wsgate_redis_replicas").await == 0.0).then_some(())
+        (node.metric_required("wsgate_redis_replicas").await == 0.0).then_some(())
     );
 
     replica.restart().await;

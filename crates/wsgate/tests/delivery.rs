@@ -4,12 +4,13 @@
 //! receipts, per-sender order, room and broadcast messages, presence events,
 //! and slow consumers.
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+use support::*;
 use wsgate_client::{Kind, ServerFrame};
 
 /// A test config without a practical rate limit: these tests send fast.
@@ -67,7 +68,7 @@ async fn a_direct_message_to_an_online_user_and_its_receipt() {
             }
         );
     }
-    eventually("the ack is counted", || async {
+    eventually("the ack is counted", WAIT, || async {
         node.metric("wsgate_inbox_acked_total").await == 1.0
     })
     .await;
@@ -109,7 +110,7 @@ async fn offline_messages_are_replayed_in_order_then_removed_by_ack() {
         .await
         .unwrap();
     carol.ack(&ids[4]).await.unwrap();
-    eventually("every ack is applied", || async {
+    eventually("every ack is applied", WAIT, || async {
         node.metric("wsgate_inbox_acked_total").await == 5.0
     })
     .await;
@@ -186,7 +187,7 @@ async fn an_inbox_expires_after_inbox_ttl() {
     let mut alice = node.connect("alice").await;
     alice.request(send("frank", json!(1))).await.unwrap();
     alice.request(send("frank", json!(2))).await.unwrap();
-    eventually("the inbox expires", || async {
+    eventually("the inbox expires", WAIT, || async {
         node.metric("wsgate_inbox_dropped_total{reason=\"expired\"}")
             .await
             == 2.0
@@ -232,7 +233,7 @@ async fn an_unacked_live_message_is_redelivered_after_ack_timeout() {
     assert!(matches!(m, ServerFrame::Message(_)));
     gina.ack(&id2).await.unwrap();
     gina.ack(&id).await.unwrap();
-    eventually("both acks are applied", || async {
+    eventually("both acks are applied", WAIT, || async {
         node.metric("wsgate_inbox_acked_total").await == 2.0
     })
     .await;
@@ -362,7 +363,7 @@ async fn presence_events_and_online_status() {
         .unwrap();
     assert_eq!((r.online, r.connections), (Some(true), Some(1)));
     drop(b1);
-    eventually("bob goes offline", || async {
+    eventually("bob goes offline", WAIT, || async {
         let r = node.api("GET", "/api/v1/users/bob", None).await.json();
         r["online"] == false
     })
@@ -410,13 +411,13 @@ async fn a_slow_consumer_is_closed_with_1013_and_others_are_unaffected() {
     // The stuck client, reading at last, gets what was written, then 1013.
     let info = stuck.wait_closed(Duration::from_secs(15)).await.unwrap();
     assert_eq!(info.code, Some(1013), "{info:?}");
-    eventually("the slow consumer is counted", || async {
+    eventually("the slow consumer is counted", WAIT, || async {
         node.metric("wsgate_slow_consumer_disconnects_total").await == 1.0
             && node.metric("wsgate_disconnects_total{code=\"1013\"}").await == 1.0
     })
     .await;
     // The reader got every broadcast and is still connected.
-    eventually("the reader has every broadcast", || async {
+    eventually("the reader has every broadcast", WAIT, || async {
         count.load(std::sync::atomic::Ordering::Relaxed) == sent
     })
     .await;

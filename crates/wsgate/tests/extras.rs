@@ -2,12 +2,13 @@
 //! the handshake admission limit and timeout, `iss`/`aud`/`iat` checks,
 //! close handshakes started by the client, the demo page, and session ids.
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,6 +25,7 @@ async fn pending_handshakes_are_limited_and_time_out() {
     let public = node.public;
     eventually(
         "a second connection is refused with a raw 503",
+        WAIT,
         || async move {
             let res = http(public, "GET", "/healthz", &[], None).await;
             res.status == 503
@@ -47,7 +49,7 @@ async fn pending_handshakes_are_limited_and_time_out() {
         matches!(read, Ok(Ok(0) | Err(_))),
         "the idle connection is closed by the handshake timeout: {read:?}"
     );
-    eventually("the slot is free again", || async move {
+    eventually("the slot is free again", WAIT, || async move {
         http(public, "GET", "/healthz", &[], None).await.status == 200
     })
     .await;
@@ -99,7 +101,7 @@ async fn a_client_close_is_answered_and_counted() {
         Some(1000),
         "the server echoes the client's close"
     );
-    eventually("the disconnect is counted", || async {
+    eventually("the disconnect is counted", WAIT, || async {
         node.metric("wsgate_disconnects_total{code=\"1000\"}").await == 1.0
             && node.metric("wsgate_connections").await == 0.0
             && node.metric("wsgate_rooms").await == 0.0
@@ -109,7 +111,7 @@ async fn a_client_close_is_answered_and_counted() {
     let mut c = node.connect("a").await;
     assert_eq!(c.close(4000).await.unwrap().code, Some(4000));
     drop(node.connect("b").await);
-    eventually("both ends are counted", || async {
+    eventually("both ends are counted", WAIT, || async {
         let m = node.metrics().await;
         metric_value(&m, "wsgate_disconnects_total{code=\"client\"}") == Some(1.0)
             && metric_value(&m, "wsgate_disconnects_total{code=\"1006\"}") == Some(1.0)
@@ -143,7 +145,7 @@ async fn a_token_expiring_in_the_far_future_is_served_normally() {
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(node.node.hub().user_connections("forever"), 1);
     c.close(1000).await.unwrap();
-    eventually("the connection is unregistered", || async {
+    eventually("the connection is unregistered", WAIT, || async {
         node.node.hub().user_connections("forever") == 0
     })
     .await;

@@ -2,12 +2,13 @@
 //! rate limit, the 10-errors rule, `caps` and `rooms` claims, max rooms,
 //! heartbeats, token expiry and `refresh` (contract section 4).
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate_client::{Client, ErrorCode, ServerFrame};
 
@@ -447,7 +448,7 @@ async fn a_client_that_stops_answering_pings_is_closed_with_1001() {
         let r = lively.next_frame(Duration::from_secs(3)).await;
         (lively, r)
     });
-    eventually("the silent client is closed", || async {
+    eventually("the silent client is closed", WAIT, || async {
         node.metric("wsgate_disconnects_total{code=\"1001\"}").await >= 1.0
     })
     .await;

@@ -2,26 +2,27 @@
 //! (declared and chunked), malformed JSON, unknown fields, and path tricks in
 //! room and user names.
 
-mod hostile;
+#[macro_use]
+mod support;
 
-use hostile::{assert_unharmed, http, raw_http, Server, API_KEY};
 use serde_json::Value;
+use support::{assert_unharmed, http, raw_http, WsgateProc, API_KEY};
 
-const AUTH: &str = "Bearer hostile-api-key";
+const AUTH: &str = "Bearer test-api-key";
 
-async fn server() -> Server {
-    Server::start(&["--api-max-body-bytes", "4096"]).await
+async fn server() -> WsgateProc {
+    WsgateProc::start(&["--api-max-body-bytes", "4096"]).await
 }
 
-fn error_of(r: &hostile::Response) -> String {
-    let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+fn error_of(r: &support::Response) -> String {
+    let v: Value = serde_json::from_str(&r.text()).unwrap_or(Value::Null);
     v["error"].as_str().unwrap_or("").to_owned()
 }
 
 #[tokio::test]
 async fn bad_or_missing_keys_get_401() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     assert_eq!(AUTH, format!("Bearer {API_KEY}"));
     let wrong_len = format!("Bearer {API_KEY}x");
     let lower = format!("bearer {API_KEY}");
@@ -41,10 +42,8 @@ async fn bad_or_missing_keys_get_401() {
             ("GET", "/api/v1/users/bystander"),
             ("POST", "/api/v1/users/bystander/disconnect"),
         ] {
-            let r = http(server.admin, method, path, &headers, b"")
-                .await
-                .expect("request");
-            assert_eq!(r.status, 401, "{method} {path} {headers:?}: {}", r.body);
+            let r = http(server.admin, method, path, &headers, None).await;
+            assert_eq!(r.status, 401, "{method} {path} {headers:?}: {}", r.text());
             assert_eq!(error_of(&r), "unauthorized");
         }
     }
@@ -61,7 +60,7 @@ async fn bad_or_missing_keys_get_401() {
 #[tokio::test]
 async fn oversize_bodies_get_413_with_and_without_content_length() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let big = format!(r#"{{"broadcast":true,"content":"{}"}}"#, "x".repeat(8192));
     // Declared: refused before the body is read.
     let r = http(
@@ -72,11 +71,10 @@ async fn oversize_bodies_get_413_with_and_without_content_length() {
             ("authorization", AUTH),
             ("content-type", "application/json"),
         ],
-        big.as_bytes(),
+        Some(big.as_bytes()),
     )
-    .await
-    .expect("request");
-    assert_eq!(r.status, 413, "{}", r.body);
+    .await;
+    assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(error_of(&r), "payload_too_large");
     // A declared length far beyond anything, with no body sent at all.
     let head = format!(
@@ -86,7 +84,7 @@ async fn oversize_bodies_get_413_with_and_without_content_length() {
     let r = raw_http(server.admin, head.as_bytes())
         .await
         .expect("request");
-    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.status, 413, "{}", r.text());
     // Chunked, no Content-Length: cut off at the limit while reading.
     let mut chunked = format!(
         "POST /api/v1/publish HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: {AUTH}\r\n\
@@ -100,7 +98,7 @@ async fn oversize_bodies_get_413_with_and_without_content_length() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     let r = raw_http(server.admin, &chunked).await.expect("request");
-    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.status, 413, "{}", r.text());
     // A body just under the limit is fine.
     let small = format!(r#"{{"broadcast":true,"content":"{}"}}"#, "x".repeat(3000));
     let r = http(
@@ -108,11 +106,10 @@ async fn oversize_bodies_get_413_with_and_without_content_length() {
         "POST",
         "/api/v1/publish",
         &[("authorization", AUTH)],
-        small.as_bytes(),
+        Some(small.as_bytes()),
     )
-    .await
-    .expect("request");
-    assert_eq!(r.status, 200, "{}", r.body);
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(bystander.next_of("message").await["kind"], "broadcast");
     assert!(
         server
@@ -126,7 +123,7 @@ async fn oversize_bodies_get_413_with_and_without_content_length() {
 #[tokio::test]
 async fn malformed_bodies_and_unknown_fields_get_400() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let deep = format!(r#"{{"to":"bystander","content":{}}}"#, "[".repeat(3000));
     let bodies: Vec<&[u8]> = vec![
         b"",
@@ -154,16 +151,15 @@ async fn malformed_bodies_and_unknown_fields_get_400() {
                 ("authorization", AUTH),
                 ("content-type", "application/json"),
             ],
-            body,
+            Some(body),
         )
-        .await
-        .expect("request");
+        .await;
         assert_eq!(
             r.status,
             400,
             "{:?}: {}",
             String::from_utf8_lossy(body),
-            r.body
+            r.text()
         );
         assert_eq!(error_of(&r), "bad_request");
     }
@@ -179,7 +175,7 @@ async fn malformed_bodies_and_unknown_fields_get_400() {
 #[tokio::test]
 async fn path_tricks_in_names_get_400_or_404() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     for (method, path, want) in [
         ("GET", "/api/v1/rooms/..%2F..", 400),
         ("GET", "/api/v1/rooms/%2e%2e", 400),
@@ -194,10 +190,8 @@ async fn path_tricks_in_names_get_400_or_404() {
         ("GET", "/api/v1//users/bystander", 404),
         ("GET", "/api/v2/nodes", 404),
     ] {
-        let r = http(server.admin, method, path, &[("authorization", AUTH)], b"")
-            .await
-            .expect("request");
-        assert_eq!(r.status, want, "{method} {path}: {}", r.body);
+        let r = http(server.admin, method, path, &[("authorization", AUTH)], None).await;
+        assert_eq!(r.status, want, "{method} {path}: {}", r.text());
     }
     // `..` is a valid name by the contract's alphabet (dots are allowed); it
     // names a room, never a path: names only become Redis keys and map keys.
@@ -206,25 +200,22 @@ async fn path_tricks_in_names_get_400_or_404() {
         "GET",
         "/api/v1/rooms/..",
         &[("authorization", AUTH)],
-        b"",
+        None,
     )
-    .await
-    .expect("request");
+    .await;
     assert_eq!(
         (r.status, r.json()["room"].as_str()),
         (200, Some("..")),
         "{}",
-        r.body
+        r.text()
     );
     // A name long enough to matter is refused, not looked up.
     let long = format!("/api/v1/users/{}", "a".repeat(129));
-    let r = http(server.admin, "GET", &long, &[("authorization", AUTH)], b"")
-        .await
-        .expect("request");
+    let r = http(server.admin, "GET", &long, &[("authorization", AUTH)], None).await;
     assert_eq!(r.status, 400);
     // The real user is untouched and still reported.
     let r = server.api("GET", "/api/v1/users/bystander", None).await;
-    assert_eq!(r.json()["connections"], 1, "{}", r.body);
+    assert_eq!(r.json()["connections"], 1, "{}", r.text());
     assert!(
         server
             .metric("wsgate_api_requests_total{route=\"users\",status=\"400\"}")

@@ -2,13 +2,14 @@
 //! confusion, expired, not yet valid, wrong issuer or audience, two tokens at
 //! once, an older token on refresh), spoofed origins and Host tricks.
 
-mod hostile;
+#[macro_use]
+mod support;
 
-use hostile::{assert_unharmed, now_secs, token_with, try_upgrade, Server, SECRET};
 use jsonwebtoken::{EncodingKey, Header};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{json, Value};
+use support::{assert_unharmed, now_secs, token_with, try_upgrade, WsgateProc, SECRET};
 
 const ISS: &str = "https://issuer.example";
 const AUD: &str = "wsgate";
@@ -38,13 +39,13 @@ fn good_claims(user: &str) -> Value {
 
 /// Starts a node with an HS256 secret, an RS256 public key, an issuer and an
 /// audience; returns it with the RSA private key PEM and the public key PEM.
-async fn server() -> (Server, String, String) {
+async fn server() -> (WsgateProc, String, String) {
     let (private_pem, public_pem) = rsa_pair();
-    let dir = hostile::temp_dir("auth");
+    let dir = support::temp_dir("auth");
     let key_file = dir.join("public.pem");
     std::fs::write(&key_file, &public_pem).expect("write the key");
     let key_file = key_file.display().to_string();
-    let server = Server::start(&[
+    let server = WsgateProc::start(&[
         "--jwt-public-key-file",
         &key_file,
         "--jwt-issuer",
@@ -56,11 +57,11 @@ async fn server() -> (Server, String, String) {
     (server, private_pem, public_pem)
 }
 
-async fn status_with_token(server: &Server, token: &str) -> (u16, Value) {
+async fn status_with_token(server: &WsgateProc, token: &str) -> (u16, Value) {
     let r = try_upgrade(server, &format!("/ws?token={token}"), &[]).await;
     (
         r.status,
-        serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        serde_json::from_str(&r.text()).unwrap_or(Value::Null),
     )
 }
 
@@ -77,13 +78,10 @@ async fn forged_and_stale_tokens_get_401() {
         .expect("RS256 token")
     };
     // Controls: both keys work when everything is right.
-    let mut bystander = hostile::Client::connect(
-        &server.ws_url(""),
-        Some(&hs(&good_claims("bystander"))),
-        None,
-    )
-    .await
-    .expect("HS256 connects");
+    let mut bystander =
+        support::Peer::connect(&server.ws_url(), Some(&hs(&good_claims("bystander"))), None)
+            .await
+            .expect("HS256 connects");
     assert_eq!(
         status_with_token(&server, &rs(&good_claims("rsa-user")))
             .await
@@ -182,18 +180,18 @@ async fn only_configured_algorithms_are_accepted() {
     // A node with only an RSA key: any HS256 token (even one signed with the
     // public key PEM) is refused for its algorithm.
     let (private_pem, public_pem) = rsa_pair();
-    let dir = hostile::temp_dir("rsa-only");
+    let dir = support::temp_dir("rsa-only");
     let key_file = dir.join("public.pem");
     std::fs::write(&key_file, &public_pem).expect("write the key");
     let mut server =
-        Server::start_raw(&["--jwt-public-key-file", &key_file.display().to_string()]).await;
+        WsgateProc::start_raw(&["--jwt-public-key-file", &key_file.display().to_string()]).await;
     let rs_token = jsonwebtoken::encode(
         &Header::new(jsonwebtoken::Algorithm::RS256),
         &json!({"sub": "bystander", "exp": now_secs() + 3600}),
         &EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("RSA key"),
     )
     .expect("token");
-    let mut bystander = hostile::Client::connect(&server.ws_url(""), Some(&rs_token), None)
+    let mut bystander = support::Peer::connect(&server.ws_url(), Some(&rs_token), None)
         .await
         .expect("RS256 connects");
     let claims = json!({"sub": "mallory", "exp": now_secs() + 3600});
@@ -215,9 +213,9 @@ async fn only_configured_algorithms_are_accepted() {
 
 #[tokio::test]
 async fn a_token_in_both_header_and_query_is_400() {
-    let mut server = Server::start(&[]).await;
-    let mut bystander = server.client("bystander").await;
-    let t = hostile::token("mallory");
+    let mut server = WsgateProc::start(&[]).await;
+    let mut bystander = server.bystander("bystander").await;
+    let t = support::token("mallory");
     let auth = format!("Bearer {t}");
     let r = try_upgrade(
         &server,
@@ -225,10 +223,10 @@ async fn a_token_in_both_header_and_query_is_400() {
         &[("authorization", &auth)],
     )
     .await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"], "bad_request");
     // Even when the two are different tokens of different users.
-    let other = hostile::token("eve");
+    let other = support::token("eve");
     let r = try_upgrade(
         &server,
         &format!("/ws?token={other}"),
@@ -247,8 +245,8 @@ async fn a_token_in_both_header_and_query_is_400() {
 
 #[tokio::test]
 async fn refresh_refuses_an_older_token_another_user_and_forgeries() {
-    let mut server = Server::start(&[]).await;
-    let mut bystander = server.client("bystander").await;
+    let mut server = WsgateProc::start(&[]).await;
+    let mut bystander = server.bystander("bystander").await;
     let now = now_secs();
     let first = token_with(
         SECRET.as_bytes(),
@@ -258,7 +256,7 @@ async fn refresh_refuses_an_older_token_another_user_and_forgeries() {
         SECRET.as_bytes(),
         &json!({"sub": "alice", "exp": now + 7200}),
     );
-    let mut alice = hostile::Client::connect(&server.ws_url(""), Some(&first), None)
+    let mut alice = support::Peer::connect(&server.ws_url(), Some(&first), None)
         .await
         .expect("connect");
     alice.send(&json!({"type": "refresh", "token": newer, "ref": 1}));
@@ -313,9 +311,9 @@ async fn refresh_refuses_an_older_token_another_user_and_forgeries() {
 
 #[tokio::test]
 async fn spoofed_origins_are_refused_403() {
-    let mut server = Server::start(&["--allowed-origins", "https://app.example"]).await;
-    let mut bystander = server.client("bystander").await;
-    let path = format!("/ws?token={}", hostile::token("mallory"));
+    let mut server = WsgateProc::start(&["--allowed-origins", "https://app.example"]).await;
+    let mut bystander = server.bystander("bystander").await;
+    let path = format!("/ws?token={}", support::token("mallory"));
     for origin in [
         "https://app.example.evil",
         "https://evil.app.example",
@@ -327,7 +325,7 @@ async fn spoofed_origins_are_refused_403() {
         "",
     ] {
         let r = try_upgrade(&server, &path, &[("origin", origin)]).await;
-        assert_eq!(r.status, 403, "Origin {origin:?}: {}", r.body);
+        assert_eq!(r.status, 403, "Origin {origin:?}: {}", r.text());
         assert_eq!(r.json()["error"], "forbidden");
     }
     // The allowed origin, and its trailing-slash and case variants, pass.
@@ -350,9 +348,9 @@ async fn spoofed_origins_are_refused_403() {
 
 #[tokio::test]
 async fn host_header_tricks_under_the_same_host_policy() {
-    let mut server = Server::start(&[]).await;
-    let mut bystander = server.client("bystander").await;
-    let path = format!("/ws?token={}", hostile::token("mallory"));
+    let mut server = WsgateProc::start(&[]).await;
+    let mut bystander = server.bystander("bystander").await;
+    let path = format!("/ws?token={}", support::token("mallory"));
     let host = server.public.to_string();
     let same = format!("http://{host}");
     assert_eq!(
@@ -374,7 +372,7 @@ async fn host_header_tricks_under_the_same_host_policy() {
     ];
     for (h, origin) in &refused {
         let r = try_upgrade(&server, &path, &[("host", h), ("origin", origin)]).await;
-        assert_eq!(r.status, 403, "Host {h:?}, Origin {origin:?}: {}", r.body);
+        assert_eq!(r.status, 403, "Host {h:?}, Origin {origin:?}: {}", r.text());
     }
     assert!(
         server
@@ -387,15 +385,15 @@ async fn host_header_tricks_under_the_same_host_policy() {
 
 #[tokio::test]
 async fn a_rooms_claim_limits_presence_queries_too() {
-    let mut server = Server::start(&[]).await;
-    let mut bystander = server.client("bystander").await;
+    let mut server = WsgateProc::start(&[]).await;
+    let mut bystander = server.bystander("bystander").await;
     bystander.send(&json!({"type": "join", "room": "team-b", "ref": 1}));
     assert_eq!(bystander.next_of("reply").await["ok"], true);
     let restricted = token_with(
         SECRET.as_bytes(),
         &json!({"sub": "mallory", "exp": now_secs() + 3600, "rooms": ["team-a-*"]}),
     );
-    let mut mallory = hostile::Client::connect(&server.ws_url(""), Some(&restricted), None)
+    let mut mallory = support::Peer::connect(&server.ws_url(), Some(&restricted), None)
         .await
         .expect("connect");
     // Joining and looking into a room the claim does not allow are refused.

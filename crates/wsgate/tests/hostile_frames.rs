@@ -4,10 +4,11 @@
 //! names and duplicate keys. Each case checks the contract's answer, that the
 //! process lives, that a bystander still gets its pong, and the metric.
 
-mod hostile;
+#[macro_use]
+mod support;
 
-use hostile::{assert_unharmed, encode_frame, RawWs, Server, BINARY, CONTINUATION, PING, TEXT};
 use serde_json::{json, Value};
+use support::{assert_unharmed, encode_frame, RawWs, WsgateProc, BINARY, CONTINUATION, PING, TEXT};
 use tokio::io::AsyncWriteExt;
 
 /// `--max-message-bytes 131072`: hard limit 512 KiB (4x), so 100,000 `[` is
@@ -15,14 +16,14 @@ use tokio::io::AsyncWriteExt;
 const MAX: &str = "131072";
 const HARD: usize = 4 * 131072;
 
-async fn server() -> Server {
-    Server::start(&["--max-message-bytes", MAX]).await
+async fn server() -> WsgateProc {
+    WsgateProc::start(&["--max-message-bytes", MAX]).await
 }
 
 #[tokio::test]
 async fn invalid_utf8_in_a_text_frame_closes_1007() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let mut ws = RawWs::connect(&server, "mallory").await;
     ws.send_frame(TEXT, b"{\"type\":\"ping\",\"x\":\"\xff\xfe\xc0\"}", true)
         .await;
@@ -36,7 +37,7 @@ async fn invalid_utf8_in_a_text_frame_closes_1007() {
 #[tokio::test]
 async fn fragments_adding_up_past_the_hard_limit_close_1009() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let rss_before = server.proc_status("VmRSS");
     let mut ws = RawWs::connect(&server, "mallory").await;
     let piece = vec![b' '; 64 * 1024];
@@ -44,7 +45,7 @@ async fn fragments_adding_up_past_the_hard_limit_close_1009() {
     // Each fragment is small; together they pass the hard limit.
     for _ in 0..(HARD / piece.len() + 2) {
         let frame = encode_frame(CONTINUATION, &piece, false);
-        if ws.stream.write_all(&frame).await.is_err() {
+        if ws.stream().write_all(&frame).await.is_err() {
             break; // the server closed mid-stream
         }
     }
@@ -60,7 +61,7 @@ async fn fragments_adding_up_past_the_hard_limit_close_1009() {
 #[tokio::test]
 async fn a_huge_declared_frame_length_closes_1009_without_allocating_it() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let rss_before = server.proc_status("VmRSS");
     for len in [u64::from(u32::MAX), 1 << 62] {
         let mut ws = RawWs::connect(&server, "mallory").await;
@@ -68,7 +69,7 @@ async fn a_huge_declared_frame_length_closes_1009_without_allocating_it() {
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&[1, 2, 3, 4]);
         frame.extend_from_slice(&[0u8; 1024]);
-        ws.stream.write_all(&frame).await.expect("write");
+        ws.stream().write_all(&frame).await.expect("write");
         assert_eq!(ws.close_code().await, Some(1009), "declared {len}");
     }
     let grown = server.proc_status("VmRSS").saturating_sub(rss_before);
@@ -82,18 +83,18 @@ async fn a_huge_declared_frame_length_closes_1009_without_allocating_it() {
 #[tokio::test]
 async fn a_ping_flood_is_rate_limited_then_closed_1008() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let mut ws = RawWs::connect(&server, "mallory").await;
     // rate-limit 20/s, burst 40: the 41st ping onward is refused; 10 refusals close.
     let mut flood = Vec::new();
     for _ in 0..200 {
         flood.extend_from_slice(&encode_frame(PING, b"flood", true));
     }
-    let _ = ws.stream.write_all(&flood).await;
+    let _ = ws.stream().write_all(&flood).await;
     let mut limited = 0;
     let code = loop {
         match ws.read_frame().await {
-            Some(hostile::Frame::Text(t)) => {
+            Some(support::Frame::Text(t)) => {
                 let v: Value = serde_json::from_str(&t).expect("JSON");
                 if v["type"] == "error" {
                     assert_eq!(v["code"], "rate_limited", "{v}");
@@ -101,7 +102,7 @@ async fn a_ping_flood_is_rate_limited_then_closed_1008() {
                     limited += 1;
                 }
             }
-            Some(hostile::Frame::Close(code)) => break code,
+            Some(support::Frame::Close(code)) => break code,
             Some(_) => {}
             None => panic!("closed without a close frame"),
         }
@@ -118,7 +119,7 @@ async fn a_ping_flood_is_rate_limited_then_closed_1008() {
 #[tokio::test]
 async fn binary_on_json_and_text_on_msgpack_are_bad_requests_and_stay_open() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let before = server
         .metric("wsgate_frame_errors_total{code=\"bad_request\"}")
         .await;
@@ -134,7 +135,7 @@ async fn binary_on_json_and_text_on_msgpack_are_bad_requests_and_stay_open() {
     );
     json_ws.assert_open().await;
 
-    let path = format!("/ws?token={}", hostile::token("mallory"));
+    let path = format!("/ws?token={}", support::token("mallory"));
     let mut mp = RawWs::connect_with(
         &server,
         &path,
@@ -162,7 +163,7 @@ async fn binary_on_json_and_text_on_msgpack_are_bad_requests_and_stay_open() {
 #[tokio::test]
 async fn deeply_nested_json_is_a_bad_request() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let mut ws = RawWs::connect(&server, "mallory").await;
     for body in [
         "[".repeat(100_000),
@@ -193,9 +194,9 @@ async fn deeply_nested_json_is_a_bad_request() {
 #[tokio::test]
 async fn msgpack_with_huge_declared_sizes_is_a_bad_request() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let rss_before = server.proc_status("VmRSS");
-    let path = format!("/ws?token={}", hostile::token("mallory"));
+    let path = format!("/ws?token={}", support::token("mallory"));
     let mut mp = RawWs::connect_with(
         &server,
         &path,
@@ -239,15 +240,15 @@ async fn msgpack_with_huge_declared_sizes_is_a_bad_request() {
 
 #[tokio::test]
 async fn control_characters_and_non_ascii_in_names_are_refused() {
-    let mut server = Server::start(&["--allow-anonymous"]).await;
-    let mut bystander = server.client("bystander").await;
+    let mut server = WsgateProc::start(&["--allow-anonymous"]).await;
+    let mut bystander = server.bystander("bystander").await;
     for user in [
         "a%00b", "a%01b", "a%0Ab", "%C3%A9", "a%20b", "a%2Fb", "", "%FF",
     ] {
-        let r = hostile::try_upgrade(&server, &format!("/ws?user={user}"), &[]).await;
-        assert_eq!(r.status, 400, "?user={user}: {}", r.body);
-        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-        assert_eq!(body["error"], "bad_request", "?user={user}: {}", r.body);
+        let r = support::try_upgrade(&server, &format!("/ws?user={user}"), &[]).await;
+        assert_eq!(r.status, 400, "?user={user}: {}", r.text());
+        let body: Value = serde_json::from_str(&r.text()).unwrap_or(Value::Null);
+        assert_eq!(body["error"], "bad_request", "?user={user}: {}", r.text());
     }
     assert!(
         server
@@ -288,7 +289,7 @@ async fn control_characters_and_non_ascii_in_names_are_refused() {
 #[tokio::test]
 async fn duplicate_keys_are_bad_requests() {
     let mut server = server().await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let mut ws = RawWs::connect(&server, "mallory").await;
     for text in [
         r#"{"type":"join","room":"a","room":"b"}"#,
@@ -302,7 +303,7 @@ async fn duplicate_keys_are_bad_requests() {
     }
     ws.assert_open().await;
 
-    let path = format!("/ws?token={}", hostile::token("mallory"));
+    let path = format!("/ws?token={}", support::token("mallory"));
     let mut mp = RawWs::connect_with(
         &server,
         &path,

@@ -3,12 +3,13 @@
 //! never reads while the server pushes to it, connection floods from one IP,
 //! and a connect storm past what the node admits to its handshake.
 
-mod hostile;
+#[macro_use]
+mod support;
 
 use std::time::{Duration, Instant};
 
-use hostile::{assert_unharmed, eventually, http, RawWs, Server, API_KEY, T};
 use serde_json::json;
+use support::{assert_unharmed, eventually, http, RawWs, WsgateProc, API_KEY, T};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -32,7 +33,7 @@ async fn slowloris_and_silent_sockets_are_closed_while_normal_clients_work() {
     // The attacker and the normal clients share 127.0.0.1 here, so the
     // per-address handshake cap (which would rightly refuse the latecomer
     // too; see tests/admission.rs) is raised above the attack.
-    let mut server = Server::start(&[
+    let mut server = WsgateProc::start(&[
         "--max-pending-handshakes-per-ip",
         "1000",
         "--handshake-timeout",
@@ -43,7 +44,7 @@ async fn slowloris_and_silent_sockets_are_closed_while_normal_clients_work() {
         "1s",
     ])
     .await;
-    let mut bystander = server.client("bystander").await;
+    let mut bystander = server.bystander("bystander").await;
     let fds_before = server.open_fds();
 
     // 300 connections that send half an upgrade request and stall.
@@ -63,7 +64,7 @@ async fn slowloris_and_silent_sockets_are_closed_while_normal_clients_work() {
     let started = Instant::now();
 
     // Normal clients connect and work while all of those are open.
-    let mut fresh = server.client("latecomer").await;
+    let mut fresh = server.bystander("latecomer").await;
     fresh.assert_pings().await;
     bystander.assert_pings().await;
 
@@ -87,11 +88,11 @@ async fn slowloris_and_silent_sockets_are_closed_while_normal_clients_work() {
     drop(half);
     drop(silent);
     // Everything they held is released.
-    eventually(T, "the connection gauge is back to 2", || async {
+    eventually("the connection gauge is back to 2", T, || async {
         server.metric("wsgate_connections").await == 2.0
     })
     .await;
-    eventually(T, "file descriptors are back", || async {
+    eventually("file descriptors are back", T, || async {
         server.open_fds() <= fds_before + 5
     })
     .await;
@@ -101,14 +102,14 @@ async fn slowloris_and_silent_sockets_are_closed_while_normal_clients_work() {
 
 #[tokio::test]
 async fn a_reader_that_never_reads_is_closed_1013_and_memory_stays_bounded() {
-    let mut server = Server::start(&["--outbox-size", "16"]).await;
-    let mut bystander = server.client("bystander").await;
+    let mut server = WsgateProc::start(&["--outbox-size", "16"]).await;
+    let mut bystander = server.bystander("bystander").await;
 
     // A small receive buffer so the kernel stops taking bytes early.
     let socket = TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     let stream = socket.connect(server.public).await.expect("connect");
-    let path = format!("/ws?token={}", hostile::token("sloth"));
+    let path = format!("/ws?token={}", support::token("sloth"));
     let mut sloth = RawWs::upgrade(stream, &server, &path, &[]).await;
     sloth
         .send_json(&json!({"type": "join", "room": "flood", "ref": 1}))
@@ -134,11 +135,10 @@ async fn a_reader_that_never_reads_is_closed_1013_and_memory_stays_bounded() {
                 ("authorization", auth.as_str()),
                 ("content-type", "application/json"),
             ],
-            body.as_bytes(),
+            Some(body.as_bytes()),
         )
-        .await
-        .expect("publish");
-        assert_eq!(r.status, 200, "{}", r.body);
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
         if i % 20 == 0 {
             peak = peak.max(server.proc_status("VmRSS"));
             bystander.assert_pings().await;
@@ -148,8 +148,8 @@ async fn a_reader_that_never_reads_is_closed_1013_and_memory_stays_bounded() {
     // behind the unread data before the socket is dropped).
     let s = &server;
     eventually(
-        Duration::from_secs(20),
         "a slow-consumer close",
+        Duration::from_secs(20),
         || async move { s.metric("wsgate_slow_consumer_disconnects_total").await >= 1.0 },
     )
     .await;
@@ -174,16 +174,16 @@ async fn a_reader_that_never_reads_is_closed_1013_and_memory_stays_bounded() {
 
 #[tokio::test]
 async fn a_connection_flood_from_one_ip_gets_429() {
-    let mut server = Server::start(&["--max-connections-per-ip", "5"]).await;
-    let mut bystander = server.client("bystander").await;
+    let mut server = WsgateProc::start(&["--max-connections-per-ip", "5"]).await;
+    let mut bystander = server.bystander("bystander").await;
     let mut held = Vec::new();
     for i in 0..4 {
-        held.push(server.client(&format!("flood-{i}")).await);
+        held.push(server.bystander(&format!("flood-{i}")).await);
     }
     for _ in 0..20 {
-        let path = format!("/ws?token={}", hostile::token("flood-x"));
-        let r = hostile::try_upgrade(&server, &path, &[]).await;
-        assert_eq!(r.status, 429, "{}", r.body);
+        let path = format!("/ws?token={}", support::token("flood-x"));
+        let r = support::try_upgrade(&server, &path, &[]).await;
+        assert_eq!(r.status, 429, "{}", r.text());
         assert_eq!(r.json()["error"], "too_many_connections");
     }
     assert_eq!(
@@ -194,9 +194,9 @@ async fn a_connection_flood_from_one_ip_gets_429() {
     );
     // A slot freed is a slot usable again.
     drop(held.pop());
-    eventually(T, "a freed slot is reusable", || async {
-        let path = format!("/ws?token={}", hostile::token("flood-y"));
-        hostile::try_upgrade(&server, &path, &[]).await.status == 101
+    eventually("a freed slot is reusable", T, || async {
+        let path = format!("/ws?token={}", support::token("flood-y"));
+        support::try_upgrade(&server, &path, &[]).await.status == 101
     })
     .await;
     assert_unharmed(&mut server, &mut bystander).await;
@@ -205,8 +205,8 @@ async fn a_connection_flood_from_one_ip_gets_429() {
 #[tokio::test]
 async fn a_connect_storm_past_the_handshake_limit_is_refused_fast_with_503() {
     let mut server =
-        Server::start(&["--max-pending-handshakes", "8", "--handshake-timeout", "5s"]).await;
-    let mut bystander = server.client("bystander").await;
+        WsgateProc::start(&["--max-pending-handshakes", "8", "--handshake-timeout", "5s"]).await;
+    let mut bystander = server.bystander("bystander").await;
     // Stalled half-handshakes hold every admission slot. Eight fill them, but
     // one may arrive while the bystander's upgrade still holds its slot and
     // be refused itself, so stall more until the node reports them all taken.
@@ -214,7 +214,7 @@ async fn a_connect_storm_past_the_handshake_limit_is_refused_fast_with_503() {
     let deadline = Instant::now() + T;
     loop {
         if stalled.len() >= 8 {
-            let r = hostile::http_get(server.public, "/healthz", &[]).await;
+            let r = support::try_http(server.public, "GET", "/healthz", &[], None).await;
             if r.is_ok_and(|r| r.status == 503) {
                 break;
             }
@@ -230,15 +230,15 @@ async fn a_connect_storm_past_the_handshake_limit_is_refused_fast_with_503() {
     // The storm: each excess connection gets a raw 503 at once, not a queue slot.
     let storm = (0..100).map(|_| async {
         let started = Instant::now();
-        let path = format!("/ws?token={}", hostile::token("storm"));
-        let r = hostile::try_upgrade(&server, &path, &[]).await;
+        let path = format!("/ws?token={}", support::token("storm"));
+        let r = support::try_upgrade(&server, &path, &[]).await;
         (r, started.elapsed())
     });
     let results = futures_util::future::join_all(storm).await;
     for (r, took) in &results {
         assert_eq!(r.status, 503, "{}", r.head);
         assert!(r.head.to_ascii_lowercase().contains("retry-after: 1"));
-        assert!(r.body.contains("\"unavailable\""), "{}", r.body);
+        assert!(r.text().contains("\"unavailable\""), "{}", r.text());
         assert!(*took < Duration::from_secs(1), "a refusal took {took:?}");
     }
     assert!(
@@ -250,9 +250,9 @@ async fn a_connect_storm_past_the_handshake_limit_is_refused_fast_with_503() {
     // Upgraded sessions hold no admission slot: the bystander works throughout.
     bystander.assert_pings().await;
     drop(stalled);
-    eventually(T, "new clients are admitted again", || async {
-        let path = format!("/ws?token={}", hostile::token("after"));
-        hostile::try_upgrade(&server, &path, &[]).await.status == 101
+    eventually("new clients are admitted again", T, || async {
+        let path = format!("/ws?token={}", support::token("after"));
+        support::try_upgrade(&server, &path, &[]).await.status == 101
     })
     .await;
     assert_unharmed(&mut server, &mut bystander).await;

@@ -5,11 +5,11 @@
 //! ignored, and without a PROXY header a connection is refused and counted.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::net::SocketAddr;
 
-use procs::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -120,7 +120,7 @@ async fn behind_nginx_each_client_has_its_own_per_ip_limit() {
     }
     assert_eq!(statuses, OK2_THEN_429, "an untrusted peer is the client");
     assert_eq!(
-        node.metric("wsgate_connections_rejected_total{reason=\"ip_limit\"}")
+        node.metric_required("wsgate_connections_rejected_total{reason=\"ip_limit\"}")
             .await,
         3.0
     );
@@ -155,7 +155,7 @@ async fn behind_haproxy_send_proxy_v2_each_client_has_its_own_per_ip_limit() {
     let (spoofed, _) = upgrade(lb, [127, 0, 0, 3], b"", "spoof", spoof).await;
     assert_eq!(spoofed, Some(429));
     let rejected = "wsgate_connections_rejected_total{reason=\"proxy\"}";
-    assert_eq!(node.metric(rejected).await, 0.0);
+    assert_eq!(node.metric_required(rejected).await, 0.0);
     // Without the header (straight to the node, from the trusted address):
     // closed before any HTTP is read, and counted.
     let (plain, _) = upgrade(node.public, [127, 0, 0, 1], b"", "plain", "").await;
@@ -165,7 +165,7 @@ async fn behind_haproxy_send_proxy_v2_each_client_has_its_own_per_ip_limit() {
     v2.extend_from_slice(&[192, 0, 2, 1, 127, 0, 0, 1, 0x13, 0x88, 0x1f, 0x90]);
     let (untrusted, _) = upgrade(node.public, [127, 0, 0, 2], &v2, "forged", "").await;
     assert_eq!(untrusted, None, "a PROXY header from an untrusted peer");
-    assert_eq!(node.metric(rejected).await, 2.0);
+    assert_eq!(node.metric_required(rejected).await, 2.0);
     // The node still serves through the balancer.
     let (after, _after) = upgrade(lb, [127, 0, 0, 4], b"", "after", "").await;
     assert_eq!(after, Some(101));

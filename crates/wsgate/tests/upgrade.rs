@@ -3,22 +3,23 @@
 //! `alg: none`, key confusion, expiry, `nbf`), anonymous mode, the origin
 //! policy and both subprotocols.
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::config::OriginPolicy;
 use wsgate_client::{Codec, Options};
 
 /// A raw upgrade request to the public listener with extra headers.
-async fn upgrade_raw(node: &TestNode, path: &str, extra: &[(&str, &str)]) -> HttpResponse {
+async fn upgrade_raw(node: &TestNode, path: &str, extra: &[(&str, &str)]) -> Response {
     let mut headers: Vec<(&str, &str)> = UPGRADE.to_vec();
     headers.extend_from_slice(extra);
     http(node.public, "GET", path, &headers, None).await
@@ -47,7 +48,7 @@ async fn health_and_readiness_on_both_listeners_and_routes_stay_apart() {
     );
 }
 
-async fn upgrade_raw_admin(node: &TestNode) -> HttpResponse {
+async fn upgrade_raw_admin(node: &TestNode) -> Response {
     let auth = format!("Bearer {}", token("alice"));
     let mut headers: Vec<(&str, &str)> = UPGRADE.to_vec();
     headers.push(("Authorization", &auth));
@@ -334,7 +335,7 @@ async fn too_many_connections_from_one_ip_get_429() {
     );
     first.close(1000).await.unwrap();
     let url = node.ws_url();
-    eventually("a slot frees up", || {
+    eventually("a slot frees up", WAIT, || {
         let url = url.clone();
         async move {
             wsgate_client::Client::connect(Options::new(url).token(token("c")))

@@ -22,10 +22,15 @@ pub struct HandWs {
 /// How a hand-made upgrade went.
 #[derive(Debug)]
 pub enum Upgrade {
-    /// 101: the connection speaks WebSocket now.
-    Upgraded(HandWs),
-    /// Any other status, with the response head.
-    Refused { status: u16, head: String },
+    /// 101: the connection speaks WebSocket now (and the response head).
+    Upgraded(HandWs, String),
+    /// Any other status, with the response head and the socket (to read
+    /// the body, or to see whether it stays open).
+    Refused {
+        status: u16,
+        head: String,
+        stream: TcpStream,
+    },
 }
 
 impl HandWs {
@@ -60,10 +65,11 @@ impl HandWs {
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         Ok(match status_of(&head) {
-            Some(101) => Upgrade::Upgraded(HandWs { stream }),
+            Some(101) => Upgrade::Upgraded(HandWs { stream }, head),
             status => Upgrade::Refused {
                 status: status.unwrap_or(0),
                 head,
+                stream,
             },
         })
     }

@@ -1,11 +1,16 @@
 //! The test's own `redis-server`.
 
-use super::*;
+use std::fs::File;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, kill_child, log_tail, require, signal};
+use crate::support::{eventually, temp_dir, TempDir};
 
 /// A `redis-server` owned by one test.
 pub struct RedisServer {
     pub port: u16,
-    dir: PathBuf,
+    dir: TempDir,
     aof: bool,
     /// More `redis-server` flags (e.g. `--replicaof`).
     extra: Vec<String>,
@@ -65,7 +70,7 @@ impl RedisServer {
         cmd.args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&*self.dir)
             .args(["--save", ""])
             .args(["--protected-mode", "no"]);
         if self.aof {

@@ -1,11 +1,18 @@
 //! A real nginx in front of the nodes.
 
-use super::*;
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, log_tail, require, stop_child};
+use crate::support::{eventually, temp_dir, try_http, TempDir};
 
 /// A real nginx in front of some nodes.
 pub struct Nginx {
     pub port: u16,
-    dir: PathBuf,
+    dir: TempDir,
     child: Option<Child>,
 }
 
@@ -17,8 +24,12 @@ impl Nginx {
         fs::create_dir_all(dir.join("tmp")).expect("nginx temp dir");
         // Another process may take the port between the check and the bind.
         for _ in 0..3 {
-            if let Some(nginx) = Self::launch(&dir, upstreams, free_port()).await {
-                return nginx;
+            if let Some(child) = Self::launch(&dir, upstreams, free_port()).await {
+                return Nginx {
+                    port: child.1,
+                    dir,
+                    child: Some(child.0),
+                };
             }
         }
         log_tail("nginx", &dir.join("error.log"));
@@ -27,7 +38,7 @@ impl Nginx {
     }
 
     /// Writes the config and starts nginx; `None` when it exited at start.
-    async fn launch(dir: &Path, upstreams: &[SocketAddr], port: u16) -> Option<Nginx> {
+    async fn launch(dir: &Path, upstreams: &[SocketAddr], port: u16) -> Option<(Child, u16)> {
         let servers: String = upstreams
             .iter()
             .map(|a| format!("    server {a} max_fails=0;\n"))
@@ -79,34 +90,30 @@ http {{
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start nginx");
-        let mut nginx = Nginx {
-            port,
-            dir: dir.to_owned(),
-            child: Some(child),
-        };
+        let mut child = Some(child);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = nginx.child.as_mut().expect("nginx child");
+        let running = child.as_mut().expect("nginx child");
         let started = eventually("nginx proxies /healthz", Duration::from_secs(10), || {
-            let exited = child.try_wait().ok().flatten().is_some();
+            let exited = running.try_wait().ok().flatten().is_some();
             async move {
                 if exited {
                     return Some(false);
                 }
-                let (status, _) = try_http(addr, "GET", "/healthz", None).await?;
-                (status == 200).then_some(true)
+                let r = try_http(addr, "GET", "/healthz", &[], None).await.ok()?;
+                (r.status == 200).then_some(true)
             }
         })
         .await;
         if started {
-            Some(nginx)
+            child.map(|c| (c, port))
         } else {
-            nginx.child = None;
+            stop_child(&mut child);
             None
         }
     }
 
     /// `ws://…/ws?user=USER` through nginx.
-    pub fn ws_url(&self, user: &str) -> String {
+    pub fn user_url(&self, user: &str) -> String {
         format!("ws://127.0.0.1:{}/ws?user={user}", self.port)
     }
 }

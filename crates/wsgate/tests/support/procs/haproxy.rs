@@ -1,12 +1,19 @@
 //! A real HAProxy in front of the nodes, in TCP mode, sending the PROXY
 //! protocol v2 header (`send-proxy-v2`) on each connection to a node.
 
-use super::*;
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, log_tail, require, stop_child};
+use crate::support::{eventually, temp_dir, try_http, TempDir};
 
 /// A real HAProxy in front of some nodes.
 pub struct Haproxy {
     pub port: u16,
-    dir: PathBuf,
+    dir: TempDir,
     child: Option<Child>,
 }
 
@@ -16,15 +23,20 @@ impl Haproxy {
         require("haproxy", "haproxy");
         let dir = temp_dir("haproxy");
         for _ in 0..3 {
-            if let Some(h) = Self::launch(&dir, upstreams, free_port()).await {
-                return h;
+            if let Some((child, port)) = Self::launch(&dir, upstreams, free_port()).await {
+                return Haproxy {
+                    port,
+                    dir,
+                    child: Some(child),
+                };
             }
         }
         log_tail("haproxy", &dir.join("stderr.log"));
         panic!("haproxy did not start; see {}", dir.display());
     }
 
-    async fn launch(dir: &Path, upstreams: &[SocketAddr], port: u16) -> Option<Haproxy> {
+    /// Writes the config and starts HAProxy; `None` when it exited at start.
+    async fn launch(dir: &Path, upstreams: &[SocketAddr], port: u16) -> Option<(Child, u16)> {
         let servers: String = upstreams
             .iter()
             .enumerate()
@@ -47,29 +59,25 @@ impl Haproxy {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start haproxy");
-        let mut h = Haproxy {
-            port,
-            dir: dir.to_owned(),
-            child: Some(child),
-        };
+        let mut child = Some(child);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = h.child.as_mut().expect("haproxy child");
+        let running = child.as_mut().expect("haproxy child");
         // Generous: a loaded CI machine (load 12 on 2 cores seen) is slow to start.
         let started = eventually("haproxy proxies /healthz", Duration::from_secs(20), || {
-            let exited = child.try_wait().ok().flatten().is_some();
+            let exited = running.try_wait().ok().flatten().is_some();
             async move {
                 if exited {
                     return Some(false);
                 }
-                let (status, _) = try_http(addr, "GET", "/healthz", None).await?;
-                (status == 200).then_some(true)
+                let r = try_http(addr, "GET", "/healthz", &[], None).await.ok()?;
+                (r.status == 200).then_some(true)
             }
         })
         .await;
         if started {
-            Some(h)
+            child.map(|c| (c, port))
         } else {
-            h.child = None;
+            stop_child(&mut child);
             None
         }
     }

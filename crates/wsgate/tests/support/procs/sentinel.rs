@@ -1,11 +1,19 @@
 //! The test's own `redis-sentinel` processes.
 
-use super::*;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, kill_child, log_tail, require};
+use crate::support::{eventually, temp_dir, TempDir};
 
 /// A `redis-sentinel` monitoring one primary as `mymaster`.
 pub struct SentinelProc {
     pub port: u16,
     dir: PathBuf,
+    /// The temp dir when `dir` is not in `/dev/shm`.
+    _tmp: Option<TempDir>,
     child: Option<Child>,
 }
 
@@ -14,9 +22,11 @@ impl SentinelProc {
     /// (down after 1 s), and waits until it answers.
     pub async fn start(primary_port: u16) -> SentinelProc {
         require("redis-sentinel", "redis-sentinel");
+        let (dir, _tmp) = config_dir();
         let mut sentinel = SentinelProc {
             port: free_port(),
-            dir: config_dir(),
+            dir,
+            _tmp,
             child: None,
         };
         for _ in 0..3 {
@@ -123,10 +133,11 @@ impl SentinelProc {
 /// Sentinel fsyncs its config file on every change, and a pause of 2 s
 /// (an fsync on a busy disk) puts it in TILT mode for 30 s, where it does not
 /// fail over: its files live in memory (`/dev/shm`) when the host has it.
-fn config_dir() -> PathBuf {
+fn config_dir() -> (PathBuf, Option<TempDir>) {
     let shm = Path::new("/dev/shm");
     if !shm.is_dir() {
-        return temp_dir("sentinel");
+        let tmp = temp_dir("sentinel");
+        return (tmp.to_path_buf(), Some(tmp));
     }
     let dir = shm.join(format!(
         "wsgate-sentinel-{}-{}",
@@ -134,7 +145,7 @@ fn config_dir() -> PathBuf {
         rand::random::<u32>()
     ));
     fs::create_dir_all(&dir).expect("create the sentinel dir");
-    dir
+    (dir, None)
 }
 
 async fn sentinel_conn(url: &str) -> Option<redis::aio::MultiplexedConnection> {
