@@ -4,12 +4,13 @@
 //! publishing), the cases that do not recover, `history-size 0`, and the
 //! history API.
 
-mod common;
+#[macro_use]
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 use wsgate::cluster::memory::MemoryBus;
 use wsgate::config::Config;
 use wsgate::Backend;
@@ -189,7 +190,7 @@ async fn recovery_on_another_node_while_publishing() {
     bob.close(1000).await.unwrap();
     drop(bob);
     // Miss some messages, then come back elsewhere.
-    eventually("the publisher to move on", || {
+    eventually("the publisher to move on", WAIT, || {
         let n = &n2;
         let path = format!("/api/v1/rooms/{room}/history?limit=0");
         async move {
