@@ -7,10 +7,11 @@
 //!   reset that could eat the close frame;
 //! - an admin API 413 is readable by a client that sent its whole body.
 
-mod hostile;
+#[macro_use]
+mod support;
 
-use hostile::{encode_frame, RawWs, Server, API_KEY, CONTINUATION, TEXT};
 use serde_json::{json, Value};
+use support::{encode_frame, RawWs, WsgateProc, API_KEY, CONTINUATION, TEXT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -18,8 +19,8 @@ use tokio::net::TcpStream;
 const MAX: usize = 1024;
 const HARD: usize = 16 * 1024;
 
-async fn server() -> Server {
-    Server::start(&[
+async fn server() -> WsgateProc {
+    WsgateProc::start(&[
         "--max-message-bytes",
         "1024",
         "--api-max-body-bytes",
@@ -52,13 +53,13 @@ async fn an_oversized_frame_gets_message_too_large_with_its_ref() {
     // MessagePack: the same, from a binary frame.
     let mut mp = RawWs::connect_with(
         &server,
-        &format!("/ws?token={}", hostile::token("big-mp")),
+        &format!("/ws?token={}", support::token("big-mp")),
         &[("Sec-WebSocket-Protocol", "wsgate.v1.msgpack")],
     )
     .await;
     let frame = json!({"type": "send", "ref": "big-2", "to": "bob", "content": content});
     let bytes = rmp_serde::to_vec_named(&frame).expect("msgpack");
-    mp.send_frame(hostile::BINARY, &bytes, true).await;
+    mp.send_frame(support::BINARY, &bytes, true).await;
     let v = mp.next_json().await;
     assert_eq!(
         (v["code"].clone(), v["ref"].clone()),
@@ -74,7 +75,7 @@ async fn a_client_still_sending_a_fragmented_message_sees_1009_and_a_clean_end()
     ws.send_frame(TEXT, &piece, false).await;
     // Past the hard limit, and then some: the server closes mid-message.
     for _ in 0..(HARD / piece.len() + 2) {
-        ws.stream
+        ws.stream()
             .write_all(&encode_frame(CONTINUATION, &piece, false))
             .await
             .expect("fragments up to the limit are taken");
@@ -83,19 +84,19 @@ async fn a_client_still_sending_a_fragmented_message_sees_1009_and_a_clean_end()
     // The client was still sending when the close came: its next fragments
     // must be read (and dropped) by the server, not answered with a reset.
     for _ in 0..64 {
-        ws.stream
+        ws.stream()
             .write_all(&encode_frame(CONTINUATION, &piece, false))
             .await
             .expect("the server keeps reading after its close frame");
     }
     // The client's close, then the end of its side: a clean end of stream.
-    ws.stream
+    ws.stream()
         .write_all(&encode_frame(0x8, &1000u16.to_be_bytes(), true))
         .await
         .expect("close frame");
-    ws.stream.shutdown().await.expect("shutdown");
+    ws.stream().shutdown().await.expect("shutdown");
     let mut rest = Vec::new();
-    let end = tokio::time::timeout(hostile::T, ws.stream.read_to_end(&mut rest)).await;
+    let end = tokio::time::timeout(support::T, ws.stream().read_to_end(&mut rest)).await;
     match end {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => panic!("the server reset the connection instead of closing it: {e}"),
@@ -119,7 +120,7 @@ async fn a_413_is_readable_by_a_client_that_sent_its_whole_body() {
             .await
             .unwrap_or_else(|e| panic!("{size}: the server reset while the body was sent: {e}"));
         let mut buf = Vec::new();
-        let read = tokio::time::timeout(hostile::T, s.read_to_end(&mut buf)).await;
+        let read = tokio::time::timeout(support::T, s.read_to_end(&mut buf)).await;
         let text = String::from_utf8_lossy(&buf).to_string();
         match read {
             Ok(Ok(_)) => {}

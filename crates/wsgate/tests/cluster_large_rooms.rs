@@ -3,10 +3,11 @@
 //! without member lists or presence events, every publish reaches every
 //! member on both nodes, and the API pages members with `HSCAN`.
 
-mod procs;
+#[macro_use]
+mod support;
 
-use procs::{Cluster, RedisServer, T};
 use serde_json::{json, Value};
+use support::{Cluster, RedisServer, T};
 use wsgate_client::{Client, Options, ServerFrame};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -22,7 +23,7 @@ async fn a_room_over_presence_max_members_across_two_nodes() {
     let mut tasks = Vec::new();
     for (n, node) in cluster.nodes.iter().enumerate() {
         let urls: Vec<String> = (0..PER_NODE)
-            .map(|i| node.ws_url(&format!("c{n}-{i:03}")))
+            .map(|i| node.user_url(&format!("c{n}-{i:03}")))
             .collect();
         tasks.push(tokio::spawn(async move {
             let mut clients = Vec::new();
@@ -92,7 +93,8 @@ async fn a_room_over_presence_max_members_across_two_nodes() {
     }
     for node in &cluster.nodes {
         assert_eq!(
-            node.metric("wsgate_slow_consumer_disconnects_total").await,
+            node.metric_required("wsgate_slow_consumer_disconnects_total")
+                .await,
             0.0
         );
     }

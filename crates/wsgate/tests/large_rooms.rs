@@ -2,10 +2,11 @@
 //! to `--presence-max-members`; above it a join costs O(1) in the room's size
 //! and the server API lists members in pages.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::{config, start, T};
 use serde_json::{json, Value};
+use support::{config, start, T};
 use wsgate_client::Client;
 
 /// 2,000 members join one room on one node: nobody is closed as a slow
