@@ -7,12 +7,12 @@
 //! the history API pages. Recovery figures go to the cluster report.
 
 #[macro_use]
-mod procs;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use procs::*;
 use serde_json::{json, Value};
+use support::*;
 use wsgate_client::{Client, ClientError, MessageFrame, Reply, RoomPositions};
 
 fn join(room: &str) -> Value {
@@ -62,7 +62,7 @@ async fn no_message(client: &mut Client) {
 }
 
 /// The room's offset as the history API on `node` reports it.
-async fn room_offset(node: &NodeProc, room: &str) -> u64 {
+async fn room_offset(node: &WsgateProc, room: &str) -> u64 {
     let (status, body) = node
         .api_get(&format!("/api/v1/rooms/{room}/history?limit=0"))
         .await;
@@ -191,12 +191,12 @@ async fn offsets_follow_the_cluster_wide_order_and_the_api_pages() {
     assert_eq!(offsets(&got), (51..=61).collect::<Vec<_>>());
     assert!(got.iter().all(|m| m.replay));
     assert_eq!(
-        n1.metric("wsgate_history_recoveries_total{result=\"recovered\"}")
+        n1.metric_required("wsgate_history_recoveries_total{result=\"recovered\"}")
             .await,
         1.0
     );
     assert_eq!(
-        n2.metric("wsgate_history_recoveries_total{result=\"not_recovered\"}")
+        n2.metric_required("wsgate_history_recoveries_total{result=\"not_recovered\"}")
             .await,
         2.0
     );
