@@ -31,8 +31,11 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
         &[
             "--redis-wait-replicas",
             "1",
+            // Generous: on a loaded 2-core machine a replica can take more
+            // than a few hundred ms to confirm, and a timed-out WAIT is an
+            // honest `unavailable` that this test would read as a failure.
             "--redis-wait-timeout",
-            "300ms",
+            "3s",
         ],
     );
     node.wait_ready().await;
