@@ -67,6 +67,8 @@ pub enum RedisMode {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// gRPC listener of the server API (`wsgate.v1.Gateway`); `None` = off.
+    pub grpc_listen: Option<SocketAddr>,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub redis_mode: RedisMode,
@@ -150,6 +152,9 @@ pub struct Cli {
     /// Admin listener: /metrics, /api/v1/*, /healthz, /readyz. [default: 0.0.0.0:9090]
     #[arg(long, env = "WSGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// gRPC server API listener (wsgate.v1.Gateway, health, reflection). [default: unset = off]
+    #[arg(long, env = "WSGATE_GRPC_LISTEN")]
+    pub grpc_listen: Option<String>,
     /// redis:// or rediss:// URL (a comma list in sentinel and cluster mode); unset runs standalone with in-memory state.
     #[arg(long, env = "WSGATE_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -281,9 +286,10 @@ impl Values {
 }
 
 /// Every setting: (flag name, snake_case file key).
-const SETTINGS: [(&str, &str); 41] = [
+const SETTINGS: [(&str, &str); 42] = [
     ("listen", "listen"),
     ("admin-listen", "admin_listen"),
+    ("grpc-listen", "grpc_listen"),
     ("redis-url", "redis_url"),
     ("redis-prefix", "redis_prefix"),
     ("redis-mode", "redis_mode"),
@@ -333,6 +339,7 @@ impl Cli {
         vec![
             ("listen", &self.listen),
             ("admin-listen", &self.admin_listen),
+            ("grpc-listen", &self.grpc_listen),
             ("redis-url", &self.redis_url),
             ("redis-prefix", &self.redis_prefix),
             ("redis-mode", &self.redis_mode),
@@ -643,6 +650,17 @@ impl Config {
         let config = Config {
             listen: addr(values, "listen", "0.0.0.0:8080")?,
             admin_listen: addr(values, "admin-listen", "0.0.0.0:9090")?,
+            grpc_listen: optional(values, "grpc-listen")
+                .map(|text| {
+                    text.parse().map_err(|_| {
+                        invalid(
+                            "grpc-listen",
+                            &text,
+                            "expected an address like 0.0.0.0:50051",
+                        )
+                    })
+                })
+                .transpose()?,
             redis_url,
             redis_prefix,
             redis_mode,

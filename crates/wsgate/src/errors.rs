@@ -1,6 +1,7 @@
 //! The one place an error becomes what a client is told: the protocol error
 //! code of an `error` frame, the HTTP status and body code of an API or
-//! upgrade answer, the close code of a failed socket. Every error type keeps
+//! upgrade answer, the gRPC status code of an API call, the close code of a
+//! failed socket. Every error type keeps
 //! its cause (`#[source]`); only this module decides what it means on the wire.
 //!
 //! `unavailable` is the honest answer whenever the cluster (Redis, the bus)
@@ -45,6 +46,14 @@ pub fn node_http(e: &NodeError) -> (StatusCode, &'static str) {
     match node_code(e) {
         ErrorCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => (StatusCode::FORBIDDEN, "forbidden"),
+    }
+}
+
+/// The gRPC status code of a refused node operation (gRPC server API).
+pub fn node_grpc(e: &NodeError) -> tonic::Code {
+    match node_code(e) {
+        ErrorCode::Unavailable => tonic::Code::Unavailable,
+        _ => tonic::Code::PermissionDenied,
     }
 }
 

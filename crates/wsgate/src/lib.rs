@@ -16,7 +16,9 @@
 //! - [`errors`]: the one place an error becomes a protocol code, an HTTP
 //!   status or a close code;
 //! - [`client_addr`]: the client's address behind trusted proxies;
-//! - [`auth`], [`api`], [`metrics`], [`response`], [`clock`], [`telemetry`].
+//! - [`api`]: the server API's shared operations and its HTTP door;
+//!   [`grpc`]: its gRPC door;
+//! - [`auth`], [`metrics`], [`response`], [`clock`], [`telemetry`].
 //!
 //! [`run`] is the whole server; `main` only parses settings and calls it, and
 //! tests call it with listeners bound to port 0. [`start`] is where every
@@ -37,6 +39,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod errors;
+pub mod grpc;
 pub mod history;
 pub mod hub;
 pub mod inbox;
@@ -66,10 +69,35 @@ use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::server::{Listener, Server};
 
-/// The two bound listeners of a node.
+/// The bound listeners of a node.
 pub struct Listeners {
     pub public: TcpListener,
     pub admin: TcpListener,
+    /// The gRPC server API, when `--grpc-listen` is set.
+    pub grpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every listener the config names.
+    pub fn bind(config: &Config) -> Result<Listeners, BindError> {
+        let bind = |addr: std::net::SocketAddr| {
+            server::bind(addr).map_err(|source| BindError { addr, source })
+        };
+        Ok(Listeners {
+            public: bind(config.listen)?,
+            admin: bind(config.admin_listen)?,
+            grpc: config.grpc_listen.map(bind).transpose()?,
+        })
+    }
+}
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: std::net::SocketAddr,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Where cluster state lives.
@@ -185,6 +213,11 @@ pub fn start(
         inbox,
         history,
     );
+    let grpc_api = grpc::Api {
+        node: node.clone(),
+        config: config.clone(),
+        metrics: metrics.clone(),
+    };
     let server = Server::new(node, hub, config, metrics, auth);
     info!(
         node = %server.id(),
@@ -203,6 +236,14 @@ pub fn start(
         listeners.admin,
         Listener::Admin,
     ));
+    if let Some(listener) = listeners.grpc {
+        let server = server.clone();
+        tokio::spawn(async move {
+            if let Err(e) = grpc::serve(grpc_api, server, listener).await {
+                tracing::error!(error = %e, "The gRPC API could not start.");
+            }
+        });
+    }
     tokio::spawn(server.clone().refresh_gauges());
     Ok(server)
 }

@@ -37,11 +37,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let bind =
-            |addr| wsgate::server::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"));
-        let listeners = match (bind(config.listen), bind(config.admin_listen)) {
-            (Ok(public), Ok(admin)) => wsgate::Listeners { public, admin },
-            (Err(e), _) | (_, Err(e)) => {
+        let listeners = match wsgate::Listeners::bind(&config) {
+            Ok(l) => l,
+            Err(e) => {
                 eprintln!("wsgate: {e}");
                 return ExitCode::FAILURE;
             }

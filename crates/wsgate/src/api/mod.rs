@@ -3,64 +3,41 @@
 //! Every route needs `Authorization: Bearer <api key>` except
 //! `GET /api/v1/openapi.json` (the description of this API, nothing secret).
 //! With no key configured every route answers 503. Errors are
-//! `{"error":CODE,"message":TEXT}`; [`ApiError`] maps a failure to its status
-//! (a node's refusal through [`crate::errors`]). A body over
+//! `{"error":CODE,"message":TEXT}`; [`ApiError::mapping`] maps a failure to
+//! its status (a node's refusal through [`crate::errors`]). A body over
 //! `api-max-body-bytes` (declared, or found while reading) is never kept: the
 //! rest of it is read and dropped (bounded in bytes and time) and the answer
 //! is 413, so a client that sent its whole body can read the 413 rather than
 //! meet a reset. Unknown fields in a body are a 400, so typos never pass
 //! silently.
+//!
+//! This module is the HTTP door only: it routes, reads bodies and query
+//! strings, and writes JSON. The operations themselves, with their checks,
+//! live in [`ops`], shared with the gRPC door ([`crate::grpc`]).
 
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
-use wsgate_protocol::names::is_valid_name;
 
+pub use self::error::{ApiError, ErrorMapping};
+pub use self::ops::{PublishRequest, PublishTarget, RawPublish};
 use crate::config::Config;
 use crate::metrics::ApiRoute;
 use crate::metrics::Metrics;
-use crate::node::{Node, NodeError};
+use crate::node::Node;
 use crate::response::{error, json as json_response, respond, Body};
+
+mod error;
+pub mod ops;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
-/// Why an API request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("missing or wrong API key (Authorization: Bearer <key>)")]
-    Unauthorized,
-    #[error("no such route")]
-    NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    #[error("request body over {0} bytes")]
-    TooLarge(usize),
-    #[error("the server API is disabled: no --api-key configured")]
-    Disabled,
-    #[error(transparent)]
-    Node(#[from] NodeError),
-}
-
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Disabled => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Node(e) => crate::errors::node_http(e),
-        }
-    }
-
     fn response(&self) -> Response<Body> {
-        let (status, code) = self.status_and_code();
-        let mut res = error(status, code, self.to_string());
+        let m = self.mapping();
+        let mut res = error(m.http, m.code, self.to_string());
         if matches!(self, ApiError::TooLarge(_)) {
             // The refused body was read and dropped, as far as it was
             // bounded: end the connection cleanly rather than reuse it.
@@ -84,36 +61,6 @@ pub async fn handle(
     let res = result.unwrap_or_else(|e| e.response());
     metrics.api_request(route, res.status().as_u16());
     res
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn authorize(config: &Config, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(key) = &config.api_key else {
-        return Err(ApiError::Disabled);
-    };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
-    }
-}
-
-fn name(segment: &str, what: &str) -> Result<String, ApiError> {
-    if is_valid_name(segment) {
-        Ok(segment.to_owned())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "invalid {what}: 1-128 bytes of [A-Za-z0-9_.:@-]"
-        )))
-    }
 }
 
 async fn dispatch(
@@ -148,91 +95,60 @@ async fn dispatch(
             Ok(respond(StatusCode::OK, "application/json", OPENAPI.into())),
         );
     }
-    if let Err(e) = authorize(config, &req) {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = ops::authorize(config, authorization) {
         return (route, Err(e));
     }
     let result = match (route, segments.as_slice()) {
         (ApiRoute::Publish, _) => publish(node, config, req).await,
-        (ApiRoute::Rooms, [.., room]) => match name(room, "room name") {
-            Ok(room) => room_page(node, &room, req.uri().query().unwrap_or("")).await,
-            Err(e) => Err(e),
-        },
-        (ApiRoute::History, [.., room, _]) => match name(room, "room name") {
-            Ok(room) => room_history(node, &room, req.uri().query()).await,
-            Err(e) => Err(e),
-        },
-        (ApiRoute::Users, [.., user]) => match name(user, "user id") {
-            Ok(user) => node
-                .user_connections(&user)
-                .await
-                .map(|n| {
-                    json_response(
-                        StatusCode::OK,
-                        &json!({"user": user, "online": n > 0, "connections": n}),
-                    )
-                })
-                .map_err(ApiError::from),
-            Err(e) => Err(e),
-        },
-        (ApiRoute::Disconnect, [.., user, _]) => match name(user, "user id") {
-            Ok(user) => node
-                .disconnect_user(&user)
-                .await
-                .map(|n| json_response(StatusCode::OK, &json!({"disconnected": n})))
-                .map_err(ApiError::from),
-            Err(e) => Err(e),
-        },
-        (ApiRoute::Nodes, _) => node
-            .nodes()
+        (ApiRoute::Rooms, [.., room]) => {
+            room_page(node, room, req.uri().query().unwrap_or("")).await
+        }
+        (ApiRoute::History, [.., room, _]) => room_history(node, room, req.uri().query()).await,
+        (ApiRoute::Users, [.., user]) => ops::user(node, user).await.map(|u| {
+            json_response(
+                StatusCode::OK,
+                &json!({"user": u.user, "online": u.online, "connections": u.connections}),
+            )
+        }),
+        (ApiRoute::Disconnect, [.., user, _]) => ops::disconnect(node, user)
             .await
-            .map(|nodes| json_response(StatusCode::OK, &json!(nodes)))
-            .map_err(ApiError::from),
+            .map(|n| json_response(StatusCode::OK, &json!({"disconnected": n}))),
+        (ApiRoute::Nodes, _) => ops::nodes(node)
+            .await
+            .map(|nodes| json_response(StatusCode::OK, &json!(nodes))),
         _ => Err(ApiError::NotFound),
     };
     (route, result)
 }
 
-/// Default and largest page of `GET /api/v1/rooms/{room}`.
-const ROOM_PAGE_DEFAULT: usize = 1000;
-const ROOM_PAGE_MAX: usize = 10_000;
-
 /// `GET /api/v1/rooms/{room}?limit=L&cursor=C`: one page of members, with
 /// the member count; `next_cursor` is absent on the last page.
 async fn room_page(node: &Node, room: &str, query: &str) -> Result<Response<Body>, ApiError> {
-    let mut limit = ROOM_PAGE_DEFAULT;
+    let mut limit = None;
     let mut cursor = None;
     for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
         match k {
             "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=ROOM_PAGE_MAX).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::BadRequest(format!("`limit` must be 1 to {ROOM_PAGE_MAX}"))
-                    })?;
+                let n = v.parse::<u64>().map_err(|_| {
+                    ApiError::BadRequest(format!("`limit` must be 1 to {}", ops::ROOM_PAGE_MAX))
+                })?;
+                limit = Some(n);
             }
-            "cursor" if !v.is_empty() => {
-                if v.len() > 64
-                    || !v.bytes().all(|b| {
-                        b.is_ascii_alphanumeric()
-                            || b == b':'
-                            || b == b'-'
-                            || b == b'_'
-                            || b == b'.'
-                            || b == b'@'
-                    })
-                {
-                    return Err(ApiError::BadRequest("invalid `cursor`".into()));
-                }
-                cursor = Some(v.to_owned());
-            }
+            "cursor" if !v.is_empty() => cursor = Some(v.to_owned()),
             _ => {}
         }
     }
-    let (member_count, members, next) = node.room_page(room, cursor.as_deref(), limit).await?;
-    let mut body = json!({"room": room, "member_count": member_count, "members": members});
-    if let Some(next) = next {
+    let page = ops::room(node, room, limit, cursor.as_deref()).await?;
+    let mut body = json!({
+        "room": page.room,
+        "member_count": page.member_count,
+        "members": page.members,
+    });
+    if let Some(next) = page.next_cursor {
         body["next_cursor"] = Value::String(next);
     }
     Ok(json_response(StatusCode::OK, &body))
@@ -320,49 +236,18 @@ async fn drain_refused(body: &mut Incoming) {
     }
 }
 
-/// Where a `POST /api/v1/publish` goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishTarget {
-    /// A direct message to every connection of this user.
-    User(String),
-    /// A room message.
-    Room(String),
-    /// A broadcast.
-    Broadcast,
-}
-
-/// A checked `POST /api/v1/publish` body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PublishRequest {
-    pub target: PublishTarget,
-    /// The sender shown to recipients (`"server"` when absent).
-    pub from: String,
-    pub content: Value,
-}
-
 /// Parses and checks a publish body: pure, no I/O (it is fuzzed).
 pub fn parse_publish_body(bytes: &[u8]) -> Result<PublishRequest, ApiError> {
     let body: PublishBody = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let content = body
-        .content
-        .ok_or_else(|| ApiError::BadRequest("missing field `content`".into()))?;
-    let from = name(body.from.as_deref().unwrap_or("server"), "`from`")?;
-    let target = match (body.to, body.room, body.broadcast) {
-        (Some(to), None, None | Some(false)) => PublishTarget::User(name(&to, "`to`")?),
-        (None, Some(room), None | Some(false)) => PublishTarget::Room(name(&room, "`room`")?),
-        (None, None, Some(true)) => PublishTarget::Broadcast,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of `to`, `room` or `\"broadcast\": true`".into(),
-            ))
-        }
-    };
-    Ok(PublishRequest {
-        target,
-        from,
-        content,
-    })
+    RawPublish {
+        to: body.to,
+        room: body.room,
+        broadcast: body.broadcast,
+        content: body.content,
+        from: body.from,
+    }
+    .check()
 }
 
 async fn publish(
@@ -371,31 +256,16 @@ async fn publish(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let bytes = read_body(config, req).await?;
-    let PublishRequest {
-        target,
-        from,
-        content,
-    } = parse_publish_body(&bytes)?;
-    match target {
-        PublishTarget::User(to) => {
-            let (id, online) = node.send_direct(&from, &to, content).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"id": id, "online": online}),
-            ))
-        }
-        PublishTarget::Room(room) => {
-            let (id, position) = node.publish_room(None, &from, &room, content).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"id": id, "epoch": position.epoch, "offset": position.offset}),
-            ))
-        }
-        PublishTarget::Broadcast => {
-            let id = node.broadcast(&from, content).await?;
-            Ok(json_response(StatusCode::OK, &json!({"id": id})))
-        }
+    let published = ops::publish(node, parse_publish_body(&bytes)?).await?;
+    let mut body = json!({"id": published.id});
+    if let Some(online) = published.online {
+        body["online"] = json!(online);
     }
+    if let Some(position) = published.position {
+        body["epoch"] = json!(position.epoch);
+        body["offset"] = json!(position.offset);
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// The query of `GET /api/v1/rooms/{room}/history`.
@@ -446,11 +316,11 @@ async fn room_history(
     query: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let q = parse_history_query(query)?;
-    let page = node.room_history(room, q.since, q.limit).await?;
+    let page = ops::room_history(node, room, q.since, q.limit).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "room": room,
+            "room": page.room,
             "epoch": page.position.epoch,
             "offset": page.position.offset,
             "messages": page.messages,

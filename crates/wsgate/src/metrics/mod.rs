@@ -179,6 +179,7 @@ pub struct Metrics {
     /// `wsgate_history_recoveries_total`: [recovered, not_recovered].
     history_recoveries: [IntCounter; 2],
     api_requests: IntCounterVec,
+    grpc_requests: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
 }
@@ -294,6 +295,16 @@ impl Metrics {
             "Joins with `since`, by whether the missed room messages could be replayed.",
             "result",
         )?;
+        // Labels: a method of wsgate.v1.Gateway and a canonical status code
+        // name: both fixed sets.
+        let grpc_requests = IntCounterVec::new(
+            Opts::new(
+                "wsgate_grpc_requests_total",
+                "gRPC server API calls (wsgate.v1.Gateway), by method and status code.",
+            ),
+            &["method", "code"],
+        )?;
+        r.register(Box::new(grpc_requests.clone()))?;
 
         Ok(Metrics {
             connections: gauge(
@@ -399,6 +410,7 @@ impl Metrics {
                 recoveries.with_label_values(&["not_recovered"]),
             ],
             api_requests,
+            grpc_requests,
             ready: gauge(&r, "wsgate_ready", "1 when /readyz answers 200.")?,
             draining: gauge(
                 &r,
@@ -468,6 +480,11 @@ impl Metrics {
         self.api_requests
             .with_label_values(&[route.as_str(), &status.to_string()])
             .inc();
+    }
+
+    /// One gRPC call: `method` and `code` come from fixed sets (see `grpc::service`).
+    pub fn grpc_request(&self, method: &'static str, code: &'static str) {
+        self.grpc_requests.with_label_values(&[method, code]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -110,6 +110,12 @@ impl Server {
         }
     }
 
+    /// Resolves once the server has stopped (after the drain): listeners
+    /// outside `server/` (the gRPC API) stop with it.
+    pub fn stopped(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.drain.stopped()
+    }
+
     /// Keeps the readiness, broker and cluster-size gauges current until
     /// the server stops.
     pub async fn refresh_gauges(self: Arc<Server>) {

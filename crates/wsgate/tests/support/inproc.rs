@@ -29,6 +29,9 @@ pub struct TestNode {
     pub node: Arc<Server>,
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    /// The gRPC listener, when the config had `grpc_listen` set (any
+    /// address: the test binds port 0 instead).
+    pub grpc: Option<SocketAddr>,
 }
 
 /// Starts a standalone node on two port-0 listeners.
@@ -46,11 +49,23 @@ pub async fn start_with(mut config: Config, backend: Backend) -> TestNode {
     );
     config.listen = public_addr;
     config.admin_listen = admin_addr;
-    let node = wsgate::start(config, Listeners { public, admin }, backend).expect("start");
+    let grpc = match config.grpc_listen {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind")),
+        None => None,
+    };
+    let grpc_addr = grpc.as_ref().map(|l| l.local_addr().expect("address"));
+    config.grpc_listen = grpc_addr;
+    let listeners = Listeners {
+        public,
+        admin,
+        grpc,
+    };
+    let node = wsgate::start(config, listeners, backend).expect("start");
     TestNode {
         node,
         public: public_addr,
         admin: admin_addr,
+        grpc: grpc_addr,
     }
 }
 
