@@ -370,3 +370,48 @@ async fn recovery_figures() {
         ));
     }
 }
+
+/// Publishes through `node`'s API, retrying while the node is not yet back
+/// on the bus; returns the message's offset.
+async fn api_publish(node: &NodeProc, room: &str, content: Value) -> u64 {
+    let body = json!({"room": room, "content": content});
+    poll!("an API publish", Duration::from_secs(20), {
+        let (status, reply) = node.api_post("/api/v1/publish", &body).await;
+        (status == 200).then(|| reply["offset"].as_u64().expect("offset"))
+    })
+}
+
+/// A member that stays connected while its node is off the bus (here: the
+/// node is frozen while Redis restarts, so it resubscribes last) gets the
+/// room messages published meanwhile from the history once its node is
+/// back, before the live ones, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_that_stay_connected_through_a_bus_outage_catch_up() {
+    let mut cluster = Cluster::start_on(RedisServer::start_with(true).await, 2, &[]).await;
+    let room = "hist-outage";
+    let mut bob = cluster.nodes[1].connect("bob").await;
+    bob.request(join(room)).await.unwrap();
+    for i in 1..=3 {
+        api_publish(&cluster.nodes[0], room, json!(i)).await;
+    }
+    assert_eq!(offsets(&messages_until(&mut bob, 3).await), [1, 2, 3]);
+    cluster.nodes[1].pause();
+    cluster.redis.restart().await;
+    for i in 4..=8 {
+        assert_eq!(api_publish(&cluster.nodes[0], room, json!(i)).await, i);
+    }
+    cluster.nodes[1].resume();
+    cluster.all_ready(200, Duration::from_secs(20)).await;
+    let last = api_publish(&cluster.nodes[0], room, json!(9)).await;
+    let got = messages_until(&mut bob, last).await;
+    assert_eq!(
+        offsets(&got),
+        (4..=last).collect::<Vec<_>>(),
+        "each once, in order"
+    );
+    assert!(
+        got[..5].iter().all(|m| m.replay),
+        "4-8 come from the history"
+    );
+    no_message(&mut bob).await;
+}

@@ -12,15 +12,20 @@
 //!
 //! The hub is local and synchronous and knows nothing of Redis or other
 //! nodes: the [`crate::node::Node`] decides what goes to the cluster.
+//!
+//! Each room remembers the position of the last room message it fanned out
+//! on this node: a message at or below it (same epoch) is a repeat and is
+//! dropped, and after a bus outage the node catches the room up from there
+//! ([`Hub::room_positions`]).
 
 pub mod encoding;
 pub mod outbox;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use wsgate_protocol::CloseCode;
+use wsgate_protocol::{CloseCode, Position, ServerFrame};
 
 pub use encoding::{to_ws_message, Outgoing};
 pub use outbox::{Conn, ConnId, Pushed};
@@ -29,6 +34,37 @@ pub use outbox::{Conn, ConnId, Pushed};
 struct RoomLocal {
     conns: HashMap<ConnId, Arc<Conn>>,
     users: HashMap<Arc<str>, u32>,
+    /// The last room message fanned out here (or the position a join
+    /// started from): repeats at or below it are dropped.
+    last: Mutex<Option<Position>>,
+}
+
+impl RoomLocal {
+    fn lock_last(&self) -> std::sync::MutexGuard<'_, Option<Position>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// For a room message with a position: false when it is a repeat on
+    /// this node, else true (and it becomes the room's last).
+    fn advance(&self, frame: &Outgoing) -> bool {
+        let ServerFrame::Message(m) = frame.frame() else {
+            return true;
+        };
+        let (Some(offset), Some(epoch)) = (m.offset, &m.epoch) else {
+            return true;
+        };
+        let mut last = self.lock_last();
+        if let Some(p) = &*last {
+            if p.epoch == *epoch && offset <= p.offset {
+                return false;
+            }
+        }
+        *last = Some(Position {
+            epoch: epoch.clone(),
+            offset,
+        });
+        true
+    }
 }
 
 /// What a local join changed.
@@ -194,6 +230,25 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Sets a room's position when it has none yet (a join read it).
+    pub fn seed_room_position(&self, room: &str, position: &Position) {
+        if let Some(entry) = read!(self.rooms).get(room) {
+            let mut last = entry.lock_last();
+            if last.is_none() {
+                *last = Some(position.clone());
+            }
+        }
+    }
+
+    /// Rooms with a member here, with the position of their last message
+    /// fanned out here (when known).
+    pub fn room_positions(&self) -> Vec<(String, Position)> {
+        read!(self.rooms)
+            .iter()
+            .filter_map(|(r, e)| e.lock_last().clone().map(|p| (r.to_string(), p)))
+            .collect()
+    }
+
     /// Rooms with a member on this node.
     pub fn room_names(&self) -> Vec<String> {
         read!(self.rooms).keys().map(|r| r.to_string()).collect()
@@ -222,11 +277,16 @@ impl Hub {
     }
 
     /// Pushes to every connection in a room except `except`; returns how many were queued.
+    /// A room message at or below the room's last position here is a
+    /// repeat: it goes to nobody.
     pub fn to_room(&self, room: &str, frame: &Arc<Outgoing>, except: Option<ConnId>) -> usize {
         let rooms = read!(self.rooms);
         let Some(entry) = rooms.get(room) else {
             return 0;
         };
+        if !entry.advance(frame) {
+            return 0;
+        }
         entry
             .conns
             .values()

@@ -6,15 +6,24 @@
 //!
 //! Local delivery never waits: each connection's outbox is bounded and a
 //! full one closes its connection with 1013 (see [`crate::hub::outbox`]).
+//!
+//! After a bus outage ([`BusSink::resubscribed`]) the node catches up
+//! before the first envelope of the new subscription: each local user's
+//! inbox, and each local room's history after the last message it fanned
+//! out here (at most `history-size` per room, `replay: true`), so members
+//! that stayed connected through the outage miss nothing the history
+//! kept. Repeats of what the new subscription then brings are dropped by
+//! offset in the hub.
 
 use futures_util::StreamExt;
 use tracing::debug;
 use wsgate_protocol::bus::{BusEvent, Envelope, Route};
-use wsgate_protocol::{CloseCode, Kind, PresenceEvent, ServerFrame};
+use wsgate_protocol::{CloseCode, Kind, Position, PresenceEvent, ServerFrame};
 
 use super::Node;
 use crate::clock::now_ms;
 use crate::cluster::{BrokerError, BusSink, LocalState};
+use crate::history::PAGE_MAX;
 use crate::hub::{ConnId, Outgoing};
 use crate::metrics::BrokerOp;
 
@@ -173,5 +182,50 @@ impl BusSink for Node {
                 }
             })
             .await;
+        let rooms = self.hub.room_positions();
+        futures_util::stream::iter(rooms)
+            .for_each_concurrent(CATCH_UP_CONCURRENCY, |(room, last)| async move {
+                self.catch_up_room(&room, last).await;
+            })
+            .await;
+    }
+}
+
+impl Node {
+    /// Sends a room's local members the kept messages after `last` (what
+    /// this node missed while off the bus), page by page, at most
+    /// `history-size`. Stops at a new epoch (the history before it is gone).
+    async fn catch_up_room(&self, room: &str, last: Position) {
+        let mut after = last.offset;
+        let mut left = self.config.history_size;
+        let mut sent = 0;
+        while left > 0 {
+            let page = match self.history.read(room, after, PAGE_MAX.min(left)).await {
+                Ok(page) => page,
+                Err(e) => {
+                    self.metrics.broker_error(BrokerOp::History);
+                    debug!(room = %room, error = %e, "Room catch-up failed.");
+                    break;
+                }
+            };
+            if page.position.epoch != last.epoch || page.messages.is_empty() {
+                break;
+            }
+            left = left.saturating_sub(page.messages.len());
+            for mut m in page.messages {
+                after = m.offset.unwrap_or(after);
+                m.replay = true;
+                let time = m.time;
+                let out = Outgoing::message(ServerFrame::Message(m), Kind::Room, time);
+                self.hub.to_room(room, &out, None);
+                sent += 1;
+            }
+            if after >= page.position.offset {
+                break;
+            }
+        }
+        if sent > 0 {
+            debug!(room = %room, messages = sent, "Room caught up after a bus outage.");
+        }
     }
 }

@@ -247,6 +247,7 @@ impl Node {
     /// queued, except the messages up to `replayed_upto` (the reply's
     /// position: the replay carried those, or the client had them).
     pub fn go_live(&self, conn: &Conn, room: &str, replayed_upto: &Position) {
+        self.hub.seed_room_position(room, replayed_upto);
         if conn.release_room(room, Some(replayed_upto)) == Pushed::SlowConsumer {
             debug!(user = %conn.user, "Slow consumer: live room frames overflowed after a join.");
         }
