@@ -373,7 +373,7 @@ async fn recovery_figures() {
 
 /// Publishes through `node`'s API, retrying while the node is not yet back
 /// on the bus; returns the message's offset.
-async fn api_publish(node: &NodeProc, room: &str, content: Value) -> u64 {
+async fn api_publish(node: &WsgateProc, room: &str, content: Value) -> u64 {
     let body = json!({"room": room, "content": content});
     poll!("an API publish", Duration::from_secs(20), {
         let (status, reply) = node.api_post("/api/v1/publish", &body).await;
