@@ -120,6 +120,9 @@ async fn every_rpc_reaches_websocket_clients() {
         .unwrap()
         .into_inner();
     assert_eq!(res.online, None, "room messages have no online flag");
+    assert_eq!(res.offset, Some(1), "the room's first message");
+    let epoch = res.epoch.clone().expect("room messages have an epoch");
+    let room_message = res.id.clone();
     for c in [&mut alice, &mut bob] {
         let m = c.next_message(T).await.unwrap();
         assert_eq!((m.id.as_str(), m.kind), (res.id.as_str(), Kind::Room));
@@ -138,6 +141,62 @@ async fn every_rpc_reaches_websocket_clients() {
         let m = c.next_message(T).await.unwrap();
         assert_eq!((m.id.as_str(), m.kind), (res.id.as_str(), Kind::Broadcast));
     }
+
+    // RoomHistory: what the room kept, paged by offset.
+    let history = |since: u64, limit: Option<u32>| proto::RoomHistoryRequest {
+        room: "ops".into(),
+        since,
+        limit,
+    };
+    let h = api
+        .room_history(authed(history(0, None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (h.room.as_str(), h.epoch.as_str(), h.offset),
+        ("ops", epoch.as_str(), 1)
+    );
+    assert_eq!(h.messages.len(), 1);
+    let m = &h.messages[0];
+    assert_eq!(
+        (m.id.as_str(), m.kind(), m.from.as_str()),
+        (room_message.as_str(), proto::Kind::Room, "server")
+    );
+    assert_eq!(
+        (m.room.as_deref(), m.offset, m.epoch.as_deref()),
+        (Some("ops"), Some(1), Some(epoch.as_str()))
+    );
+    assert_eq!(
+        content::to_json(m.content.clone()).unwrap(),
+        Some(json!(2.5))
+    );
+    let h = api
+        .room_history(authed(history(1, None)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (h.offset, h.messages.len()),
+        (1, 0),
+        "nothing after the last offset"
+    );
+    let h = api
+        .room_history(authed(history(0, Some(0))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (h.offset, h.messages.len()),
+        (1, 0),
+        "limit 0: the position only"
+    );
+    let res = node.api("GET", "/api/v1/rooms/ops/history", None).await;
+    assert_eq!(
+        res.json()["messages"][0]["id"],
+        room_message.as_str(),
+        "the HTTP door agrees"
+    );
 
     // GetUser, GetRoom, ListNodes.
     let u = api
@@ -336,6 +395,15 @@ async fn bad_keys_and_bad_arguments_get_their_status_codes() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
+    let e = api
+        .room_history(authed(proto::RoomHistoryRequest {
+            room: "no room".into(),
+            since: 0,
+            limit: None,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
 
     // A request over api-max-body-bytes is refused before it is decoded,
     // with tonic's OUT_OF_RANGE (RESOURCE_EXHAUSTED means `inbox_full`).
@@ -477,7 +545,8 @@ async fn reflection_describes_the_services_without_a_key() {
             "GetRoom",
             "GetUser",
             "DisconnectUser",
-            "ListNodes"
+            "ListNodes",
+            "RoomHistory"
         ]
     );
 }

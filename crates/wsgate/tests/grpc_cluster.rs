@@ -153,6 +153,20 @@ async fn grpc_on_one_node_acts_on_the_whole_cluster() {
         let m = c.next_message(T).await.unwrap();
         assert_eq!((m.id.as_str(), m.kind), (res.id.as_str(), Kind::Room));
     }
+    // The history lives in Redis: the other node reads it.
+    let h = GatewayClient::new(channel(grpc[1]).await)
+        .room_history(authed(proto::RoomHistoryRequest {
+            room: "r".into(),
+            since: 0,
+            limit: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((h.offset, res.offset), (1, Some(1)));
+    assert_eq!(h.epoch, res.epoch.unwrap());
+    assert_eq!(h.messages.len(), 1);
+    assert_eq!(h.messages[0].id, res.id);
 
     let mut listed: Vec<String> = api
         .list_nodes(authed(proto::ListNodesRequest {}))

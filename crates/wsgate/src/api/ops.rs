@@ -13,7 +13,7 @@ use wsgate_protocol::names::is_valid_name;
 use crate::api::ApiError;
 use crate::cluster::NodeInfo;
 use crate::config::Config;
-use crate::history::PAGE_MAX as HISTORY_PAGE_MAX;
+pub use crate::history::PAGE_MAX as HISTORY_PAGE_MAX;
 use crate::node::Node;
 use wsgate_protocol::Position;
 

@@ -16,12 +16,13 @@ use super::{content, Api};
 use crate::api::{ops, ApiError, RawPublish};
 
 /// The gRPC methods, as labels of `wsgate_grpc_requests_total`.
-pub const METHODS: [&str; 5] = [
+pub const METHODS: [&str; 6] = [
     "Publish",
     "GetRoom",
     "GetUser",
     "DisconnectUser",
     "ListNodes",
+    "RoomHistory",
 ];
 
 /// The `Gateway` service of one node.
@@ -118,9 +119,15 @@ impl Gateway for GatewayService {
                 None => {}
             }
             let published = ops::publish(&self.api.node, raw.check()?).await?;
+            let (epoch, offset) = match published.position {
+                Some(p) => (Some(p.epoch), Some(p.offset)),
+                None => (None, None),
+            };
             Ok(proto::PublishResponse {
                 id: published.id,
                 online: published.online,
+                epoch,
+                offset,
             })
         })
         .await
@@ -192,5 +199,44 @@ impl Gateway for GatewayService {
             })
         })
         .await
+    }
+
+    async fn room_history(
+        &self,
+        request: Request<proto::RoomHistoryRequest>,
+    ) -> Result<Response<proto::RoomHistoryResponse>, Status> {
+        let (metadata, _, req) = request.into_parts();
+        self.call("RoomHistory", &metadata, || async move {
+            let limit = req.limit.map_or(ops::HISTORY_PAGE_MAX, |n| n as usize);
+            let page = ops::room_history(&self.api.node, &req.room, req.since, limit).await?;
+            Ok(proto::RoomHistoryResponse {
+                room: page.room,
+                epoch: page.position.epoch,
+                offset: page.position.offset,
+                messages: page.messages.into_iter().map(message).collect(),
+            })
+        })
+        .await
+    }
+}
+
+/// A `message` frame as protobuf.
+fn message(m: wsgate_protocol::MessageFrame) -> proto::Message {
+    use wsgate_protocol::Kind;
+    let kind = match m.kind {
+        Kind::Direct => proto::Kind::Direct,
+        Kind::Room => proto::Kind::Room,
+        Kind::Broadcast => proto::Kind::Broadcast,
+    };
+    proto::Message {
+        id: m.id,
+        kind: kind.into(),
+        from: m.from,
+        to: m.to,
+        room: m.room,
+        content: Some(content::from_json(m.content)),
+        time: m.time,
+        offset: m.offset,
+        epoch: m.epoch,
     }
 }
