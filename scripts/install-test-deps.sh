@@ -2,7 +2,7 @@
 # Installs the system packages the test suite needs, only when missing:
 # redis-server and redis-sentinel (cluster tests), nginx and haproxy (load-balancer tests), chromium (browser
 # tests), prometheus/promtool (alert rules, dashboard check), docker-compose
-# (compose validation). Safe to run again; takes a lock so parallel runs wait.
+# (compose validation), python3 with venv (the gRPC test from Python). Safe to run again; takes a lock so parallel runs wait.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -12,6 +12,10 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v chromium >/dev/null || need+=(chromium)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# The gRPC test from Python (tests/grpc_python.rs) makes a venv and pip-installs
+# grpcio there; the Rust build itself needs no protoc (protox).
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo_cmd=""

@@ -549,4 +549,26 @@ async fn reflection_describes_the_services_without_a_key() {
             "RoomHistory"
         ]
     );
+
+    // OpenAPI and proto in step: every HTTP operation but the document
+    // itself is a Gateway method of the same name.
+    let doc = http(node.admin, "GET", "/api/v1/openapi.json", &[], None)
+        .await
+        .json();
+    let mut operations: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .filter(|id| *id != "openapi")
+        .map(|id| id[..1].to_uppercase() + &id[1..])
+        .collect();
+    operations.sort();
+    let mut methods: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
+    methods.sort();
+    assert_eq!(
+        operations, methods,
+        "openapi.json and gateway.proto list the same operations"
+    );
 }
