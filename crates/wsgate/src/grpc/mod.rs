@@ -11,9 +11,10 @@
 //! - server reflection, v1 and v1alpha (tonic-reflection), no key, so
 //!   grpcurl and friends need no copy of the proto file.
 //!
-//! A request message over `api-max-body-bytes` is refused by tonic before it
-//! is decoded, as the HTTP door refuses such a body. The listener stops when
-//! the node shuts down (after the drain), letting calls in flight finish.
+//! A request message over `api-max-body-bytes` is refused by tonic
+//! (`OUT_OF_RANGE`) before it is decoded, as the HTTP door refuses such a
+//! body. The listener stops when the server stops (after the drain),
+//! letting calls in flight finish. docs/api.md is the user's guide.
 
 pub mod content;
 pub mod proto;
