@@ -94,16 +94,41 @@ start_redis() {
 }
 start_redis
 
+# Webhooks (contract section 10), once the server has them: both nodes POST
+# to a receiver started here that answers 200, so the webhook panels have
+# data. Until then their queries may be empty (live_queries.py says so).
+WEBHOOK_ARGS=()
+if "$BIN" --help 2>/dev/null | grep -q -- '--webhook-url'; then
+  HOOK=$(free_port)
+  python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$HOOK" \
+    >"$WORK/webhook.log" 2>&1 &
+  PIDS+=($!)
+  WEBHOOK_ARGS=(--webhook-url "http://127.0.0.1:$HOOK/hook" --webhook-secret live-check-secret)
+  log "webhooks on: receiver on 127.0.0.1:$HOOK"
+else
+  log "the server has no --webhook-url yet: webhook panels may have no data"
+fi
+
 # Node 1 has a small outbox (the traffic checks the slow-consumer close, 1013),
 # node 2 a small per-IP limit (the traffic checks the 429); both keep at
 # most 3 messages per inbox (the traffic checks the trim).
 "$BIN" --redis-url "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$P1" --admin-listen "127.0.0.1:$A1" \
   --allow-anonymous --api-key "$API_KEY" --node-id n1 --inbox-max 3 --outbox-size 16 --drain-timeout 1s \
-  >"$WORK/n1.log" 2>&1 &
-PIDS+=($!)
+  "${WEBHOOK_ARGS[@]}" >"$WORK/n1.log" 2>&1 &
+N1_PID=$!
+PIDS+=("$N1_PID")
 "$BIN" --redis-url "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$P2" --admin-listen "127.0.0.1:$A2" \
   --allow-anonymous --api-key "$API_KEY" --node-id n2 --inbox-max 3 --max-connections-per-ip 8 \
-  --drain-timeout 1s >"$WORK/n2.log" 2>&1 &
+  --drain-timeout 1s "${WEBHOOK_ARGS[@]}" >"$WORK/n2.log" 2>&1 &
 PIDS+=($!)
 
 cat >"$WORK/prometheus.yml" <<EOF
@@ -198,6 +223,8 @@ PYEOF
 }
 check "both nodes stay subscribed to Redis for 20s after it came back" redis_stable
 
+unexported=$("$PY" deploy/checks/dashboard.py unexported "$DASH" | paste -sd, -)
+log "metrics the dashboard uses that the server does not register yet: ${unexported:-none}"
 check "every dashboard panel query returns a series (prometheus, scrape 1s)" \
   "$PY" deploy/checks/live_queries.py "http://127.0.0.1:$PROM" "$DASH" 60
 
@@ -216,7 +243,7 @@ sys.exit(1 if bad or not rules else 0)' "$body"
 check "alert rules load and evaluate without error on live data" rules_healthy
 
 drain_on_sigterm() {
-  local pid=${PIDS[1]} rc=0
+  local pid=$N1_PID rc=0
   kill -TERM "$pid"
   wait_http "http://127.0.0.1:$A1/readyz" 5 503 || true
   wait "$pid" || rc=$?

@@ -39,6 +39,13 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
         ],
     );
     node.wait_ready().await;
+    // The setting is exported beside the count, for the alert that compares
+    // them (WsgateRedisReplicasMissing).
+    assert_eq!(
+        node.metric_required("wsgate_redis_wait_replicas").await,
+        1.0,
+        "wsgate_redis_wait_replicas is --redis-wait-replicas"
+    );
     poll!(
         "wsgate_redis_replicas shows the replica",
         Duration::from_secs(15),

@@ -176,6 +176,8 @@ pub struct Metrics {
     pub broker_up: IntGauge,
     pub cluster_nodes: IntGauge,
     pub redis_replicas: IntGauge,
+    /// `--redis-wait-replicas`, so an alert can compare the two gauges.
+    pub redis_wait_replicas: IntGauge,
     /// `wsgate_history_recoveries_total`: [recovered, not_recovered].
     history_recoveries: [IntCounter; 2],
     api_requests: IntCounterVec,
@@ -404,6 +406,11 @@ impl Metrics {
                 &r,
                 "wsgate_redis_replicas",
                 "Replicas connected to the Redis primary (sentinel mode, and single mode with --redis-wait-replicas).",
+            )?,
+            redis_wait_replicas: gauge(
+                &r,
+                "wsgate_redis_wait_replicas",
+                "Replicas a direct message must reach before the sender's ok (--redis-wait-replicas; 0 = no wait).",
             )?,
             history_recoveries: [
                 recoveries.with_label_values(&["recovered"]),

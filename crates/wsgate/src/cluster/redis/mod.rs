@@ -76,6 +76,9 @@ pub struct RedisBroker {
 impl RedisBroker {
     /// A broker on `redis`; background work begins at [`Broker::start`].
     pub fn new(redis: Arc<Redis>, config: &Config, metrics: Arc<Metrics>) -> RedisBroker {
+        metrics
+            .redis_wait_replicas
+            .set(i64::try_from(config.redis_wait_replicas).unwrap_or(i64::MAX));
         RedisBroker {
             inner: Arc::new(Inner {
                 redis,
