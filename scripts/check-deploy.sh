@@ -160,6 +160,9 @@ for bad in deploy/checks/bad-values/*.yaml; do
   check "chart rejects $(basename "$bad")" "$PY" deploy/checks/helm_chart.py reject "$CHART" "$bad"
 done
 
+check "Redis modes: flags and objects (bundled single/Sentinel, external single/sentinel/cluster)" \
+  "$PY" deploy/checks/redis_modes.py "$CHART"
+
 # --- k8s/ plain manifests ------------------------------------------------------------
 check "k8s/ copies of the single-source rules and dashboard are up to date" "$PY" deploy/checks/gen_k8s.py --check
 check "k8s/kustomization.yaml lists every manifest" "$PY" deploy/checks/manifests.py kustomization k8s/kustomization.yaml
@@ -195,8 +198,13 @@ check "promtool check config (compose prometheus.yml)" promtool check config "$W
 
 # --- docker-compose -------------------------------------------------------------------
 check "docker-compose config -q" docker-compose -f docker-compose.yml config -q
-check "check-jsonschema vendor.compose-spec docker-compose.yml" check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
-check "compose: replicas, Redis AOF, nginx upstreams, Prometheus targets, Grafana" "$PY" deploy/checks/compose.py
+check "docker-compose config -q (profile redis-sentinel)" \
+  docker-compose -f docker-compose.yml -f docker-compose.sentinel.yml --profile redis-sentinel config -q
+check "docker-compose config -q (profile redis-cluster)" \
+  docker-compose -f docker-compose.yml -f docker-compose.cluster.yml --profile redis-cluster config -q
+check "check-jsonschema vendor.compose-spec docker-compose{,.sentinel,.cluster}.yml" \
+  check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.sentinel.yml docker-compose.cluster.yml
+check "compose: replicas, Redis AOF, nginx, Prometheus, Grafana; sentinel and cluster profiles" "$PY" deploy/checks/compose.py
 check "Grafana provisioning files" "$PY" -c '
 import sys, yaml
 for p in ["deploy/grafana/provisioning/datasources/prometheus.yaml", "deploy/grafana/provisioning/dashboards/wsgate.yaml"]:

@@ -7,7 +7,8 @@
 # 3. runs the Rust tests (unit + integration: real wsgate on port 0, real
 #    WebSocket clients, real redis-server and nginx started on free ports);
 # 4. the JS SDK unit, integration and headless-Chromium tests;
-# 5. the deploy checks (Helm, k8s, compose, Prometheus rules, dashboard);
+# 5. the deploy checks (Helm, k8s, compose, Prometheus rules, dashboard; the
+#    live dashboard check; the chart's bundled Redis + Sentinel run live);
 # 6. a smoke run of every load-generator scenario and of every fuzz target.
 # Each suite runs even if an earlier one failed; the exit status is non-zero
 # if any failed, and the last line sums them up.
@@ -36,7 +37,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   suite rust cargo test --workspace --no-fail-fast
 fi
-for s in scripts/test-js.sh scripts/check-deploy.sh scripts/check-dashboard-live.sh loadtest/smoke.sh scripts/fuzz-smoke.sh; do
+for s in scripts/test-js.sh scripts/check-deploy.sh scripts/check-dashboard-live.sh scripts/check-helm-redis-live.sh loadtest/smoke.sh scripts/fuzz-smoke.sh; do
   if [ -x "$s" ]; then
     suite "$(basename "$s" .sh)" "$root/$s"
   fi

@@ -99,10 +99,85 @@ app.kubernetes.io/component: redis
 
 {{/* Whether the nodes share a Redis (cluster mode). */}}
 {{- define "wsgate.clustered" -}}
-{{- if or .Values.redis.enabled .Values.externalRedis.url .Values.externalRedis.existingSecret }}true{{ end }}
+{{- if or .Values.redis.enabled .Values.externalRedis.url .Values.externalRedis.existingSecret .Values.externalRedis.addresses }}true{{ end }}
 {{- end }}
 
-{{/* Secret holding the Redis URL (empty in standalone mode). */}}
+{{/* Whether the bundled Redis runs with replicas and Sentinels. */}}
+{{- define "wsgate.redisHA" -}}
+{{- if and .Values.redis.enabled .Values.redis.sentinel.enabled }}true{{ end }}
+{{- end }}
+
+{{/* --redis-mode: single, sentinel or cluster. */}}
+{{- define "wsgate.redisMode" -}}
+{{- if .Values.redis.enabled }}{{ if include "wsgate.redisHA" . }}sentinel{{ else }}single{{ end }}
+{{- else }}{{ .Values.externalRedis.mode }}{{ end }}
+{{- end }}
+
+{{/* --redis-wait-replicas: the bundled default is 1 with two or more replicas. */}}
+{{- define "wsgate.redisWaitReplicas" -}}
+{{- if .Values.redis.enabled }}
+{{- if not (include "wsgate.redisHA" .) }}0
+{{- else if ne (toString .Values.redis.waitReplicas) "" }}{{ .Values.redis.waitReplicas | int }}
+{{- else if ge (int .Values.redis.replicas) 2 }}1
+{{- else }}0{{ end }}
+{{- else }}{{ .Values.externalRedis.waitReplicas | int }}{{ end }}
+{{- end }}
+
+{{/* Names of the bundled Redis: the data StatefulSet and its headless
+Service share one name, the Sentinels another. */}}
+{{- define "wsgate.redisName" -}}
+{{- printf "%s-redis" (include "wsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "wsgate.sentinelName" -}}
+{{- printf "%s-redis-sentinel" (include "wsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* DNS suffix of the pods behind a headless Service: ".svc.ns.svc.domain". */}}
+{{- define "wsgate.podDomain" -}}
+{{- printf "%s.%s.svc.%s" .service .root.Release.Namespace .root.Values.redis.clusterDomain }}
+{{- end }}
+
+{{- define "wsgate.sentinelSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "wsgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis-sentinel
+{{- end }}
+
+{{/* The bundled Redis URL: the primary, or the comma list of Sentinels. */}}
+{{- define "wsgate.bundledRedisUrl" -}}
+{{- if include "wsgate.redisHA" . }}
+{{- $name := include "wsgate.sentinelName" . }}
+{{- $domain := include "wsgate.podDomain" (dict "service" $name "root" .) }}
+{{- $urls := list }}
+{{- range $i := until (int .Values.redis.sentinel.replicas) }}
+{{- $urls = append $urls (printf "redis://%s-%d.%s:26379" $name $i $domain) }}
+{{- end }}
+{{- join "," $urls }}
+{{- else }}
+{{- printf "redis://%s:6379" (include "wsgate.redisName" .) }}
+{{- end }}
+{{- end }}
+
+{{/* externalRedis.addresses as a URL list; the password, if any, is the
+variable REDIS_PASSWORD set just before (Kubernetes expands $(REDIS_PASSWORD)). */}}
+{{- define "wsgate.addressesUrl" -}}
+{{- $r := .Values.externalRedis }}
+{{- $auth := "" }}
+{{- if $r.password.existingSecret }}
+{{- $auth = printf "%s:$(REDIS_PASSWORD)@" $r.username }}
+{{- else if $r.username }}
+{{- $auth = printf "%s@" $r.username }}
+{{- end }}
+{{- $urls := list }}
+{{- range $r.addresses }}
+{{- $urls = append $urls (printf "%s://%s%s" (ternary "rediss" "redis" $r.tls) $auth .) }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
+
+{{/* Secret holding the Redis URL (empty in standalone mode, and with
+externalRedis.addresses, where the URL holds no secret but a reference). */}}
 {{- define "wsgate.redisSecretName" -}}
 {{- if .Values.redis.enabled }}
 {{- printf "%s-redis-url" (include "wsgate.fullname" .) }}
@@ -164,6 +239,30 @@ auth.existingSecret once webhooks are on (config.webhookUrl). */}}
 {{- if and (not (include "wsgate.clustered" .)) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "wsgate: more than one replica needs Redis: enable redis or set externalRedis" }}
 {{- end }}
+{{- with .Values.externalRedis }}
+{{- if and (not $.Values.redis.enabled) .addresses (or .url .existingSecret) }}
+{{- fail "wsgate: set externalRedis.addresses or externalRedis.url/existingSecret, not both" }}
+{{- end }}
+{{- if and .password.existingSecret (not .addresses) }}
+{{- fail "wsgate: externalRedis.password goes with externalRedis.addresses; with url or existingSecret the password is part of the URL" }}
+{{- end }}
+{{- if and (not $.Values.redis.enabled) (eq .mode "single") (or (gt (len .addresses) 1) (contains "," .url)) }}
+{{- fail "wsgate: externalRedis.mode single takes one address; a list needs mode sentinel or cluster" }}
+{{- end }}
+{{- end }}
+{{- if include "wsgate.redisHA" . }}
+{{- with .Values.redis }}
+{{- if or (lt (int .sentinel.quorum) 1) (gt (int .sentinel.quorum) (int .sentinel.replicas)) }}
+{{- fail (printf "wsgate: redis.sentinel.quorum (%d) must be between 1 and redis.sentinel.replicas (%d)" (int .sentinel.quorum) (int .sentinel.replicas)) }}
+{{- end }}
+{{- if lt (int .replicas) 1 }}
+{{- fail "wsgate: redis.sentinel needs redis.replicas of at least 1 (a replica to promote)" }}
+{{- end }}
+{{- if gt (include "wsgate.redisWaitReplicas" $ | int) (int .replicas) }}
+{{- fail (printf "wsgate: redis.waitReplicas (%s) is above redis.replicas (%d): every direct message would be refused" (include "wsgate.redisWaitReplicas" $) (int .replicas)) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.config.webhookUrl (not (include "wsgate.webhookSecret" .)) }}
 {{- fail "wsgate: config.webhookUrl needs a webhook secret: set auth.webhookSecret, or auth.existingSecret with the key auth.webhookSecretKey" }}
 {{- end }}
@@ -173,4 +272,25 @@ auth.existingSecret once webhooks are on (config.webhookUrl). */}}
 {{- fail (printf "wsgate: config.grpcListen (%s) needs a port of its own, not that of listen or adminListen" .) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Pod anti-affinity on the node for pods with these labels: soft
+(preferred) or hard (required). dict "labels" LABELS "mode" soft|hard */}}
+{{- define "wsgate.antiAffinity" -}}
+podAntiAffinity:
+  {{- if eq .mode "hard" }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- .labels | nindent 10 }}
+  {{- else }}
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- .labels | nindent 12 }}
+  {{- end }}
 {{- end }}

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Run the Helm chart's bundled Redis + Sentinel for real, without Kubernetes.
+
+  helm_redis_live.py CHART WSGATE_BINARY
+
+Run by scripts/check-helm-redis-live.sh inside fresh network and mount
+namespaces (`unshare -mn`), as root: loopback is private, so every "pod" can
+use the ports the chart uses (6379, 26379) on an address of its own
+(127.0.0.1x), and /etc/hosts (bind-mounted over) gives each pod the DNS
+name a headless Service would give it.
+
+What runs is what the chart renders: the ConfigMap's start-redis.sh,
+start-sentinel.sh and redis.conf (only /data, /etc/redis and the bind
+address are changed, as a pod's own volume and IP would make them), and
+wsgate with the chart's WSGATE_* settings and its Redis URL Secret. Then:
+first install (pod 0 becomes the primary, the others its replicas, the
+Sentinels agree), wsgate ready in sentinel mode with WAIT 1, kill -9 of
+the primary (a replica is promoted, wsgate follows, no ok'd direct message
+lost), the old primary restarted (it rejoins as a replica of the new one),
+and a Sentinel restarted (it monitors the new primary). Prints each step;
+exits 1 on the first failure.
+"""
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import helm_python as helm
+import yaml
+
+RELEASE = "wsgate-ci"
+NAMESPACE = "realtime"
+DOMAIN = f"{NAMESPACE}.svc.cluster.local"
+API_KEY = "live-check-key"
+VALUES = {
+    "auth": {"jwtSecret": "live-check-jwt", "apiKey": API_KEY},
+    "replicaCount": 1,
+    "redis": {"replicas": 2, "persistence": {"enabled": False},
+              "sentinel": {"enabled": True, "downAfterMilliseconds": 2000, "failoverTimeout": 5000}},
+}
+REDIS = [f"{RELEASE}-redis-{i}" for i in range(3)]
+SENTINELS = [f"{RELEASE}-redis-sentinel-{i}" for i in range(3)]
+ADDR = {**{p: f"127.0.0.{11 + i}" for i, p in enumerate(REDIS)},
+        **{p: f"127.0.0.{21 + i}" for i, p in enumerate(SENTINELS)}}
+FQDN = {**{p: f"{p}.{RELEASE}-redis.{DOMAIN}" for p in REDIS},
+        **{p: f"{p}.{RELEASE}-redis-sentinel.{DOMAIN}" for p in SENTINELS}}
+WS_PUBLIC, WS_ADMIN = "127.0.0.1:18080", "127.0.0.1:19090"
+
+
+def step(text):
+    print(f"  - {text}", flush=True)
+
+
+def fail(text):
+    raise AssertionError(text)
+
+
+def render(chart_path):
+    with helm.Chart.load(chart_path) as chart:
+        chart.validate_schema(VALUES)
+        manifests = chart.render(VALUES, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects = {}
+    for template, text in manifests.items():
+        if template.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    return objects
+
+
+def redis_cli(pod, *args, port=None):
+    port = port or (26379 if pod in SENTINELS else 6379)
+    out = subprocess.run(["redis-cli", "-h", FQDN[pod], "-p", str(port), "--raw", *args],
+                         capture_output=True, text=True, errors="replace", timeout=5)
+    return out.stdout.strip()
+
+
+def until(what, fn, seconds=30):
+    deadline = time.time() + seconds
+    last = None
+    while time.time() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+            last = exc
+        time.sleep(0.2)
+    fail(f"{what}: not within {seconds}s (last: {last!r})")
+
+
+class Pods:
+    def __init__(self, objects, work):
+        self.work = work
+        self.data = objects[("ConfigMap", f"{RELEASE}-redis")]["data"]
+        self.procs = {}
+
+    def start(self, pod):
+        """One pod: its own /data and /etc/redis, its own address."""
+        root = os.path.join(self.work, pod)
+        data, etc = os.path.join(root, "data"), os.path.join(root, "etc")
+        os.makedirs(data, exist_ok=True)
+        os.makedirs(etc, exist_ok=True)
+        ip = ADDR[pod]
+        conf = self.data["redis.conf"].replace("bind * -::*", f"bind {ip}").replace("dir /data", f"dir {data}")
+        with open(os.path.join(etc, "redis.conf"), "w", encoding="utf-8") as f:
+            f.write(conf)
+        script = "start-sentinel.sh" if pod in SENTINELS else "start-redis.sh"
+        text = self.data[script]
+        if pod in SENTINELS:
+            text = text.replace("port 26379\n", f"port 26379\nbind {ip}\n")
+        text = text.replace("/etc/redis/", etc + "/").replace("/data", data)
+        with open(os.path.join(etc, script), "w", encoding="utf-8") as f:
+            f.write(text)
+        log = open(os.path.join(root, "log"), "ab")
+        self.procs[pod] = subprocess.Popen(["sh", os.path.join(etc, script)], stdout=log, stderr=log,
+                                           env={**os.environ, "POD_NAME": pod}, start_new_session=True)
+
+    def kill(self, pod):
+        proc = self.procs.pop(pod)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def log(self, pod):
+        with open(os.path.join(self.work, pod, "log"), encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop_all(self):
+        for pod in list(self.procs):
+            self.kill(pod)
+
+
+def http(method, path, body=None):
+    req = urllib.request.Request(f"http://{WS_ADMIN}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {API_KEY}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except OSError as err:
+        return None, str(err)
+
+
+def metric(name):
+    _, body = http("GET", "/metrics")
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def sentinel_field(sentinel, field):
+    """A field of `SENTINEL master mymaster` (alternating name and value lines)."""
+    lines = redis_cli(sentinel, "SENTINEL", "master", "mymaster").splitlines()
+    return dict(zip(lines[0::2], lines[1::2])).get(field)
+
+
+def name_of(fqdn):
+    return next(p for p in REDIS if FQDN[p] == fqdn)
+
+
+def stable_primary(pods, old):
+    """The primary the Sentinels agree on, if it is not `old` and says it is
+    a primary with its replicas' links up."""
+    primary = primary_of_sentinels(pods)
+    if not primary or primary == old:
+        return None
+    info = redis_cli(name_of(primary), "INFO", "replication")
+    return primary if "role:master" in info else None
+
+
+def primary_of_sentinels(pods):
+    """The primary every running Sentinel names, when they agree."""
+    names = {redis_cli(s, "SENTINEL", "get-master-addr-by-name", "mymaster").splitlines()[0]
+             for s in SENTINELS if s in pods.procs}
+    return names.pop() if len(names) == 1 else None
+
+
+def main():
+    chart, binary = sys.argv[1], sys.argv[2]
+    objects = render(chart)
+    config = objects[("ConfigMap", RELEASE)]["data"]
+    secret = objects[("Secret", f"{RELEASE}-redis-url")]["data"]
+    redis_url = base64.b64decode(secret["redis-url"]).decode()
+    with open("/etc/hosts", "w", encoding="utf-8") as f:  # the bind-mounted copy
+        f.write("127.0.0.1 localhost\n")
+        f.writelines(f"{ADDR[p]} {FQDN[p]}\n" for p in ADDR)
+    work = tempfile.mkdtemp(prefix="wsgate-helm-redis.")
+    pods = Pods(objects, work)
+    node = None
+    try:
+        # First install: Sentinels in parallel, Redis pods one by one
+        # (OrderedReady: the next starts once the previous answers).
+        for s in SENTINELS:
+            pods.start(s)
+        for p in REDIS:
+            pods.start(p)
+            until(f"{p} answers", lambda p=p: redis_cli(p, "PING") == "PONG")
+        first = FQDN[REDIS[0]]
+        until("2 replicas on pod 0", lambda: "connected_slaves:2" in redis_cli(REDIS[0], "INFO", "replication"))
+        # Sentinels learn the replicas from the primary's INFO (every 10 s):
+        # until they know one, a failover has nothing to promote.
+        until("every Sentinel names pod 0 and knows the other Sentinels and both replicas",
+              lambda: primary_of_sentinels(pods) == first
+              and all(sentinel_field(s, "num-other-sentinels") == "2"
+                      and sentinel_field(s, "num-slaves") == "2" for s in SENTINELS))
+        step(f"first install: {REDIS[0]} is the primary with 2 replicas; 3 Sentinels agree and know both")
+
+        env = {**os.environ, **config, "WSGATE_REDIS_URL": redis_url, "WSGATE_NODE_ID": f"{RELEASE}-0",
+               "WSGATE_LISTEN": WS_PUBLIC, "WSGATE_ADMIN_LISTEN": WS_ADMIN,
+               "WSGATE_JWT_SECRET": "live-check-jwt", "WSGATE_API_KEY": API_KEY, "WSGATE_LOG_FORMAT": "text"}
+        if env.get("WSGATE_REDIS_MODE") != "sentinel" or env.get("WSGATE_REDIS_WAIT_REPLICAS") != "1":
+            fail(f"chart settings: mode {env.get('WSGATE_REDIS_MODE')}, wait {env.get('WSGATE_REDIS_WAIT_REPLICAS')}")
+        log = open(os.path.join(work, "wsgate.log"), "ab")
+        node = subprocess.Popen([binary], env=env, stdout=log, stderr=log, start_new_session=True)
+        until("wsgate ready", lambda: http("GET", "/readyz")[0] == 200)
+        until("wsgate sees 2 replicas", lambda: metric("wsgate_redis_replicas") == 2)
+        status, body = http("POST", "/api/v1/publish", {"to": "ursula", "content": "before"})
+        if status != 200:
+            fail(f"direct message before the failover: {status} {body}")
+        step(f"wsgate ready with the chart's settings (sentinel mode, URL {redis_url.count(',') + 1} "
+             "Sentinels, WAIT 1); a direct message ok'd")
+
+        pods.kill(REDIS[0])
+        promoted = until("a replica promoted", lambda: stable_primary(pods, first), seconds=60)
+        until("wsgate ready again", lambda: http("GET", "/readyz")[0] == 200, seconds=40)
+
+        def sent_after():
+            status, _ = http("POST", "/api/v1/publish", {"to": "ursula", "content": "after"})
+            return status == 200
+        until("a direct message ok'd on the new primary", sent_after, seconds=40)
+        # A busy machine can make the Sentinels fail over twice; the primary
+        # is whatever they agree on now.
+        promoted = until("the Sentinels agree", lambda: stable_primary(pods, first), seconds=60)
+        new = name_of(promoted)
+        contents = redis_cli(new, "LRANGE", "wsgate:inbox:{ursula}", "0", "-1")
+        if "before" not in contents or "after" not in contents:
+            fail(f"the new primary lacks an ok'd message: ursula's inbox holds {contents!r}")
+        step(f"kill -9 {REDIS[0]}: {new} promoted; wsgate followed; both ok'd messages (before and "
+             "after the kill) are on the new primary")
+
+        pods.start(REDIS[0])
+
+        def rejoined():
+            info = redis_cli(REDIS[0], "INFO", "replication")
+            return "role:slave" in info and f"master_host:{stable_primary(pods, first)}" in info \
+                and "master_link_status:up" in info
+        until(f"{REDIS[0]} rejoins as a replica of the primary", rejoined)
+        starts = [line for line in pods.log(REDIS[0]).splitlines() if line.startswith("starting as")]
+        if starts[-1:] != [f"starting as a replica of {stable_primary(pods, first)}"]:
+            fail(f"{REDIS[0]} came back as {starts[-1:]}: its start script must ask the Sentinels")
+        new = name_of(stable_primary(pods, first))
+        until(f"{new} has 2 replicas again", lambda: "connected_slaves:2" in redis_cli(new, "INFO", "replication"))
+        step(f"{REDIS[0]} restarted: the Sentinels named {new}, it rejoined as its replica "
+             "(not as a second primary)")
+
+        pods.kill(SENTINELS[0])
+        pods.start(SENTINELS[0])
+        until(f"{SENTINELS[0]} monitors {new} after a restart",
+              lambda: redis_cli(SENTINELS[0], "SENTINEL", "get-master-addr-by-name", "mymaster")
+              .splitlines()[0] == FQDN[new])
+        if f"monitoring {FQDN[new]}" not in pods.log(SENTINELS[0]):
+            fail(f"{SENTINELS[0]} did not take the primary from its peers")
+        step(f"{SENTINELS[0]} restarted with an empty volume: it took {new} from its peers")
+        return 0
+    finally:
+        if node:
+            node.kill()
+            node.wait()
+        pods.stop_all()
+        if os.environ.get("KEEP_WORK") != "1":
+            subprocess.run(["rm", "-rf", work], check=False)
+        else:
+            print(f"  logs kept in {work}")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (AssertionError, helm.HelmError, subprocess.SubprocessError) as exc:
+        print(f"  FAILED: {exc}", flush=True)
+        sys.exit(1)
