@@ -11,7 +11,9 @@
 //! Envelopes are MessagePack maps with named fields, encoded once per publish.
 //! `origin` is the publishing node's instance ID: a node skips envelopes it sent
 //! itself on shared channels (room, broadcast), because it delivered them
-//! locally already, except *sequenced* room messages.
+//! locally already, except *sequenced* room messages. `sent_ms` is when the
+//! publishing node handed the envelope to the bus: the reading node's
+//! `wsgate_bus_lag_seconds` is its own clock minus that.
 //!
 //! A sequenced payload is how a room message travels once the room's history
 //! has given it its place (contract 5.4): the history script in Redis (or the
@@ -49,6 +51,10 @@ pub struct Envelope {
     pub route: Route,
     /// What happens there.
     pub event: BusEvent,
+    /// When the publishing node handed it to the bus (ms since the epoch),
+    /// for `wsgate_bus_lag_seconds`. Absent in envelopes of older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_ms: Option<u64>,
 }
 
 /// What happens to the connections on a route.
@@ -193,6 +199,7 @@ mod tests {
                 },
                 accepted_ms: None,
             },
+            sent_ms: Some(7),
         };
         let bytes = env.encode().unwrap();
         assert_eq!(Envelope::decode(&bytes).unwrap(), env);
@@ -222,6 +229,7 @@ mod tests {
                 }),
                 accepted_ms: Some(1),
             },
+            sent_ms: None,
         }
     }
 
@@ -268,6 +276,7 @@ mod tests {
                 },
                 accepted_ms: None,
             },
+            sent_ms: None,
         };
         let mut bad = Envelope::sequenced_prefix("e", 1);
         bad.extend(receipt.encode().unwrap());

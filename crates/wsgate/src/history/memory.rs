@@ -272,6 +272,7 @@ impl MemoryHistory {
                 frame: ServerFrame::Message(message),
                 accepted_ms: *accepted_ms,
             },
+            sent_ms: envelope.sent_ms,
         };
         self.fanout.fan_out(room, &sequenced);
         Ok(position)

@@ -174,6 +174,10 @@ pub struct Metrics {
     pub broker_received: IntCounter,
     broker_errors: Vec<IntCounter>,
     pub broker_up: IntGauge,
+    /// `wsgate_bus_lag_seconds`: published on the bus → handled by this node.
+    bus_lag: Histogram,
+    /// `wsgate_bus_queue_overflows_total`: the inbound queue was full.
+    pub bus_queue_overflows: IntCounter,
     pub cluster_nodes: IntGauge,
     pub redis_replicas: IntGauge,
     /// `--redis-wait-replicas`, so an alert can compare the two gauges.
@@ -268,6 +272,16 @@ impl Metrics {
             &["kind"],
         )?;
         r.register(Box::new(latency.clone()))?;
+        let bus_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "wsgate_bus_lag_seconds",
+                "From the publishing node handing an envelope to the bus to this node handling it (its inbound queue included).",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )?;
+        r.register(Box::new(bus_lag.clone()))?;
         let dropped = counter_vec(
             &r,
             "wsgate_inbox_dropped_total",
@@ -397,6 +411,12 @@ impl Metrics {
                 "wsgate_broker_up",
                 "1 when the broker (Redis) is connected and subscribed.",
             )?,
+            bus_lag,
+            bus_queue_overflows: counter(
+                &r,
+                "wsgate_bus_queue_overflows_total",
+                "Times the bus reader found its queue to the node full and reconnected (the node then catches up as after an outage).",
+            )?,
             cluster_nodes: gauge(
                 &r,
                 "wsgate_cluster_nodes",
@@ -470,6 +490,13 @@ impl Metrics {
     pub fn delivered(&self, kind: Kind, latency_secs: f64) {
         self.delivered[kind as usize].inc();
         self.latency[kind as usize].observe(latency_secs);
+    }
+
+    /// An envelope published at `sent_ms` (the publisher's clock) is being
+    /// handled now; clock skew below zero counts as no lag.
+    pub fn bus_lag(&self, sent_ms: u64) {
+        let lag_ms = crate::clock::now_ms().saturating_sub(sent_ms);
+        self.bus_lag.observe(lag_ms as f64 / 1000.0);
     }
 
     pub fn broker_error(&self, op: BrokerOp) {

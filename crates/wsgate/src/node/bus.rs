@@ -52,6 +52,7 @@ impl Node {
             origin: self.config.node_id.clone(),
             route,
             event,
+            sent_ms: Some(now_ms()),
         };
         let remote = match self.broker.publish(&envelope).await {
             Ok(n) => {
@@ -103,6 +104,9 @@ impl Node {
 impl BusSink for Node {
     fn deliver(&self, envelope: Envelope) {
         self.metrics.broker_received.inc();
+        if let Some(sent) = envelope.sent_ms {
+            self.metrics.bus_lag(sent);
+        }
         self.deliver_local(&envelope.route, &envelope.event, None);
     }
 
@@ -123,6 +127,7 @@ impl BusSink for Node {
                 origin: self.config.node_id.clone(),
                 route,
                 event,
+                sent_ms: Some(now_ms()),
             });
         }
         // One task for the whole batch: this runs on the broker's reader and must not wait.

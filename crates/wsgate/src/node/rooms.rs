@@ -25,6 +25,7 @@ use wsgate_protocol::{Content, Kind, MessageFrame, Position, PresenceEvent, Serv
 
 use super::{Node, NodeError};
 use crate::auth::Identity;
+use crate::clock::now_ms;
 use crate::history::{recoverable, HistoryError, Page, PAGE_MAX};
 use crate::hub::{Conn, ConnId, LeaveLocal, Pushed};
 use crate::metrics::BrokerOp;
@@ -80,6 +81,7 @@ impl Node {
             origin: self.config.node_id.clone(),
             route: Route::Room(room.to_owned()),
             event: Self::message_event(message),
+            sent_ms: Some(now_ms()),
         };
         let position = self.history.publish(room, &envelope).await.map_err(|e| {
             self.metrics.broker_error(BrokerOp::Publish);

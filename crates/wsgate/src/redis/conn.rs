@@ -12,6 +12,22 @@
 //! or a broken connection drops the connection, so the next command asks
 //! again; either also bumps [`Redis::primary_changes`], which makes the
 //! subscriber reconnect its pub/sub connection too.
+//!
+//! Timeouts, all set here (documented in `docs/operations.md`):
+//! - [`CONNECT_TIMEOUT`] bounds opening any connection (TCP, TLS, `AUTH`,
+//!   `HELLO`), command and pub/sub, in both modes, and a Sentinel round
+//!   (asking the Sentinels for the primary and checking its `ROLE`);
+//! - [`OP_TIMEOUT`] bounds every command (through [`Redis::timed`]), and
+//!   each pub/sub round trip (`SUBSCRIBE`, `UNSUBSCRIBE`, `PING`). redis-rs's
+//!   own response timeout (500 ms by default) is turned off on every command
+//!   connection, so this is the one limit: a reply after 1 s still counts,
+//!   one after 2 s is a failure and the caller answers `unavailable`.
+//!   Replica-confirmed stores get `--redis-wait-timeout` more ([`Redis::timed_for`]).
+//!
+//! Inside a Sentinel round redis-rs opens its own short-lived connections
+//! to the Sentinels and to the candidate primary, with its defaults (1 s
+//! connect, 500 ms reply per step); the whole round stays bounded by
+//! [`CONNECT_TIMEOUT`].
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,8 +42,12 @@ use super::keys::Keys;
 use super::scripts::Scripts;
 use crate::config::{split_urls, Config, ConfigError, RedisMode};
 
-/// Longest any Redis command may take before it counts as a failure.
+/// Longest any Redis command may take before it counts as a failure (the
+/// caller answers `unavailable`).
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest opening a Redis connection may take (TCP, TLS, `AUTH`, `HELLO`;
+/// in sentinel mode, also asking the Sentinels for the primary).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a Redis call failed. Whether a write happened is unknown for every
 /// variant but [`RedisError::Pool`]: callers answer `unavailable`.
@@ -79,10 +99,13 @@ pub struct Redis {
     scripts: Scripts,
 }
 
+/// The settings of every command connection: redis-rs's connect timeout
+/// set to ours, its response timeout (500 ms by default, which fired before
+/// [`OP_TIMEOUT`]) off, because every call is bounded by [`Redis::timed`]
+/// instead: one place, one limit per call (a `WAIT` needs a longer one).
 fn connection_config() -> AsyncConnectionConfig {
-    // Every call is bounded by `timed` instead: one place, one limit.
     AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(OP_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(None)
 }
 
@@ -171,14 +194,14 @@ impl Redis {
             } => {
                 let mut sentinel = sentinel.lock().await;
                 match tokio::time::timeout(
-                    OP_TIMEOUT,
+                    CONNECT_TIMEOUT,
                     sentinel.async_master_for(master, Some(node)),
                 )
                 .await
                 {
                     Ok(Ok(client)) => Ok(client),
                     Ok(Err(e)) => Err(RedisError::NoPrimary(e)),
-                    Err(_) => Err(RedisError::Timeout(OP_TIMEOUT)),
+                    Err(_) => Err(RedisError::Timeout(CONNECT_TIMEOUT)),
                 }
             }
         }
@@ -209,14 +232,14 @@ impl Redis {
         }
         let client = self.primary().await?;
         let conn = match tokio::time::timeout(
-            OP_TIMEOUT,
+            CONNECT_TIMEOUT,
             client.get_multiplexed_async_connection_with_config(&connection_config()),
         )
         .await
         {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(RedisError::Connect(e)),
-            Err(_) => return Err(RedisError::Timeout(OP_TIMEOUT)),
+            Err(_) => return Err(RedisError::Timeout(CONNECT_TIMEOUT)),
         };
         *lock(slot) = Some(conn.clone());
         Ok(conn)
@@ -293,13 +316,15 @@ impl Redis {
         usize::try_from(self.replicas.load(Ordering::Relaxed)).ok()
     }
 
-    /// Opens a dedicated pub/sub connection (to the current primary).
+    /// Opens a dedicated pub/sub connection (to the current primary). A
+    /// pub/sub connection has no response timeout of its own in redis-rs:
+    /// its users bound each round trip with [`OP_TIMEOUT`].
     pub async fn pubsub(&self) -> Result<PubSub, RedisError> {
         let client = self.primary().await?;
-        match tokio::time::timeout(OP_TIMEOUT, client.get_async_pubsub()).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(e)) => Err(RedisError::Connection(e)),
-            Err(_) => Err(RedisError::Timeout(OP_TIMEOUT)),
+            Err(_) => Err(RedisError::Timeout(CONNECT_TIMEOUT)),
         }
     }
 }

@@ -38,5 +38,5 @@ pub mod conn;
 pub mod keys;
 pub mod scripts;
 
-pub use conn::{Redis, RedisError, OP_TIMEOUT};
+pub use conn::{Redis, RedisError, CONNECT_TIMEOUT, OP_TIMEOUT};
 pub use keys::Keys;

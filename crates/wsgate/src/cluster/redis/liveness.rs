@@ -25,6 +25,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use tracing::{debug, info, warn};
 
+use super::inbound::Queue;
 use super::Inner;
 use crate::cluster::{BusSink, NodeInfo};
 use crate::metrics::BrokerOp;
@@ -314,7 +315,7 @@ pub(super) async fn leave_cluster(inner: &Inner) -> Result<(), RedisError> {
 }
 
 /// Heartbeats and reaping, every `node-ttl / 3`.
-pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
+pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>, queue: Queue) {
     let period = (inner.node_ttl / 3).max(Duration::from_millis(100));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -333,10 +334,16 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
                 inner.heartbeat_ok.store(true, Ordering::Release);
                 if reaped {
                     warn!("This node was declared dead by the cluster; registering again.");
+                    // Not ready from here until the catch-up has run.
+                    let _held = inner.hold_ready();
                     if let Err(e) = inner.resync(&sink).await {
                         inner.metrics.broker_error(BrokerOp::Registry);
                         debug!(error = %e, "Resync failed.");
                     }
+                    // Direct messages sent while the registry did not list
+                    // this node went only to the inboxes: catch up, now
+                    // that new ones reach this node again.
+                    queue.catch_up(&inner).await;
                 }
             }
             Err(e) => {

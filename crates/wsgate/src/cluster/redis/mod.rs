@@ -9,7 +9,9 @@
 //! - [`liveness`]: heartbeats, finding dead nodes, reaping them;
 //! - [`resync`]: re-registering what the hub holds after every (re)connection;
 //! - [`subscriber`]: the supervised pub/sub connection and its reader, which
-//!   only reads and hands envelopes on;
+//!   only reads and queues payloads;
+//! - [`inbound`]: the bounded queue from the reader to the node (its policy
+//!   when full), and the task that decodes and delivers, catch-ups included;
 //! - [`subscriptions`]: subscription changes (room wants, debounced
 //!   unsubscribes, pings) on their own task, so the reader never waits on a
 //!   round trip or a lock.
@@ -21,6 +23,7 @@
 //! membership is written to `node-rooms` before the room's idempotent join,
 //! and removed from it after the room's idempotent leave.
 
+mod inbound;
 mod liveness;
 mod resync;
 mod subscriber;
@@ -62,6 +65,8 @@ struct Inner {
     subs: Arc<Subscriptions>,
     subscribed: AtomicBool,
     heartbeat_ok: AtomicBool,
+    /// Catch-ups queued and not yet run (see [`inbound`]).
+    catch_ups: AtomicU64,
     local_connections: AtomicU64,
     /// When this node may reap others; `None` while Redis is lost.
     reap_from: Mutex<Option<Instant>>,
@@ -91,6 +96,7 @@ impl RedisBroker {
                 subs: Arc::default(),
                 subscribed: AtomicBool::new(false),
                 heartbeat_ok: AtomicBool::new(false),
+                catch_ups: AtomicU64::new(0),
                 local_connections: AtomicU64::new(0),
                 reap_from: Mutex::new(Some(Instant::now())),
                 shutdown: CancellationToken::new(),
@@ -100,8 +106,11 @@ impl RedisBroker {
 }
 
 impl Inner {
+    /// Subscribed, heartbeating, and caught up after any outage or reap.
     fn is_up(&self) -> bool {
-        self.subscribed.load(Ordering::Acquire) && self.heartbeat_ok.load(Ordering::Acquire)
+        self.subscribed.load(Ordering::Acquire)
+            && self.heartbeat_ok.load(Ordering::Acquire)
+            && self.catch_ups.load(Ordering::Acquire) == 0
     }
 
     /// Redis was lost: no reaping until [`REAP_GRACE`] after it is back.
@@ -133,8 +142,25 @@ impl Inner {
             .is_some_and(|t| Instant::now() >= t)
     }
 
+    /// Keeps the broker not up (`/readyz` 503) until the guard drops.
+    fn hold_ready(&self) -> ReadyHold<'_> {
+        self.catch_ups.fetch_add(1, Ordering::AcqRel);
+        self.mark();
+        ReadyHold(self)
+    }
+
     fn mark(&self) {
         self.metrics.broker_up.set(i64::from(self.is_up()));
+    }
+}
+
+/// See [`Inner::hold_ready`].
+struct ReadyHold<'a>(&'a Inner);
+
+impl Drop for ReadyHold<'_> {
+    fn drop(&mut self) {
+        self.0.catch_ups.fetch_sub(1, Ordering::AcqRel);
+        self.0.mark();
     }
 }
 
@@ -148,8 +174,13 @@ fn counted(metrics: &Metrics, op: BrokerOp) -> impl Fn(RedisError) -> BrokerErro
 #[async_trait]
 impl Broker for RedisBroker {
     fn start(&self, sink: Weak<dyn BusSink>) {
-        tokio::spawn(subscriber::supervise(self.inner.clone(), sink.clone()));
-        tokio::spawn(liveness::heartbeat_loop(self.inner.clone(), sink));
+        let queue = inbound::start(self.inner.clone(), sink.clone());
+        tokio::spawn(subscriber::supervise(
+            self.inner.clone(),
+            sink.clone(),
+            queue.clone(),
+        ));
+        tokio::spawn(liveness::heartbeat_loop(self.inner.clone(), sink, queue));
     }
 
     async fn publish(&self, envelope: &Envelope) -> Result<usize, BrokerError> {

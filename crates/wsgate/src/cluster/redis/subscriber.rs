@@ -3,14 +3,18 @@
 //! One dedicated Redis connection carries every subscription of the node. The
 //! loop connects, subscribes the node channel, the broadcast channel and every
 //! wanted room channel, re-registers the node (resync), and only then reports
-//! up: a node is never ready while deaf. After an outage it lets the sink
-//! catch up (inbox redelivery) before it reads the first envelope. Then the
-//! reader only reads: it decodes envelopes and hands them to the node's sink,
-//! which never blocks (an outbox push never waits); it never sleeps and never
-//! takes a lock across a round trip. Subscription changes and pings run on
-//! their own task ([`super::subscriptions`]). When the connection drops, or
-//! that task's round trip fails, the loop ends with a typed [`LoopEnd`],
-//! waits a capped exponential backoff with jitter (reset only after a healthy
+//! subscribed: a node is never ready while deaf. After an outage it queues a
+//! catch-up (inbox redelivery, room history) ahead of the first payload, and
+//! the node is not ready until it has run ([`super::inbound`]). Then the
+//! reader only reads: it moves each payload into the bounded inbound queue
+//! with a `try_send` and goes back to the socket; it never decodes, never
+//! delivers, never sleeps and never takes a lock across a round trip (redis-rs
+//! buffers between the socket and this reader without a bound, so the reader
+//! must keep up). Subscription changes, the unsubscribe debounce and pings run
+//! on their own task ([`super::subscriptions`]); resync and reaping on the
+//! heartbeat task. When the connection drops, that task's round trip fails,
+//! or the inbound queue is full, the loop ends with a typed [`LoopEnd`], waits
+//! a capped exponential backoff with jitter (reset only after a healthy
 //! period), and starts again.
 
 use std::collections::HashSet;
@@ -20,9 +24,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
-use wsgate_protocol::bus::Envelope;
+use tracing::{info, warn};
 
+use super::inbound::{Queue, QUEUE_BYTES, QUEUE_LEN};
 use super::{subscriptions, Inner};
 use crate::cluster::BusSink;
 use crate::metrics::BrokerOp;
@@ -41,11 +45,11 @@ enum LoopEnd {
 }
 
 /// Runs pub/sub connections until shutdown, reconnecting with backoff.
-pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
+pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>, queue: Queue) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let started = Instant::now();
-        let end = connection(&inner, &sink).await;
+        let end = connection(&inner, &sink, &queue).await;
         inner.subscribed.store(false, Ordering::Release);
         inner.mark();
         match end {
@@ -73,7 +77,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>) {
     }
 }
 
-async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
+async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>, queue: &Queue) -> LoopEnd {
     let keys = inner.redis.keys();
     // Any change from here on means this connection may be on a demoted primary.
     let mut primary_changes = inner.redis.primary_changes();
@@ -105,16 +109,13 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
     if let Err(e) = inner.resync(sink).await {
         return LoopEnd::Disconnected(format!("resync failed: {e}"));
     }
+    if inner.reconnected() {
+        // Ahead of the first payload: catch-up frames precede new live ones.
+        queue.catch_up(inner).await;
+    }
     inner.subscribed.store(true, Ordering::Release);
-    let after_outage = inner.reconnected();
     inner.mark();
     info!(node = %inner.node, "Subscribed to the cluster bus.");
-    if after_outage {
-        // Before reading the stream: catch-up frames precede new live ones.
-        if let Some(sink) = sink.upgrade() {
-            sink.resubscribed().await;
-        }
-    }
     loop {
         tokio::select! {
             () = inner.shutdown.cancelled() => return LoopEnd::Shutdown,
@@ -133,20 +134,14 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>) -> LoopEnd {
                     return LoopEnd::Disconnected("connection closed".into());
                 };
                 let own_channel = msg.get_channel_name() == node_channel;
-                match Envelope::decode(msg.get_payload_bytes()) {
-                    // Shared channels echo our own publishes; those were
-                    // delivered locally, except sequenced room messages,
-                    // which every node delivers from here only (offset order).
-                    Ok(env) if !own_channel && env.origin == inner.node && !env.event.is_sequenced() => {}
-                    Ok(env) => {
-                        if let Some(sink) = sink.upgrade() {
-                            sink.deliver(env);
-                        }
-                    }
-                    Err(e) => {
-                        inner.metrics.broker_error(BrokerOp::Decode);
-                        debug!(error = %e, "Undecodable bus envelope.");
-                    }
+                if queue.try_push(msg.get_payload_bytes(), own_channel).is_err() {
+                    // The node fell behind: start again and catch up, as
+                    // after an outage (the policy: see `inbound`).
+                    inner.metrics.bus_queue_overflows.inc();
+                    return LoopEnd::Disconnected(format!(
+                        "the bus queue to the node is full ({QUEUE_LEN} payloads or {} MiB)",
+                        QUEUE_BYTES >> 20
+                    ));
                 }
             }
         }

@@ -83,6 +83,7 @@ fn envelope(room: &str, text: &str) -> Envelope {
             }),
             accepted_ms: Some(1),
         },
+        sent_ms: None,
     }
 }
 
