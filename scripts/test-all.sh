@@ -37,7 +37,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   suite rust cargo test --workspace --no-fail-fast
 fi
-for s in scripts/test-js.sh scripts/check-deploy.sh scripts/check-dashboard-live.sh scripts/check-helm-redis-live.sh loadtest/smoke.sh scripts/fuzz-smoke.sh; do
+for s in scripts/test-js.sh scripts/check-deploy.sh scripts/check-dashboard-live.sh scripts/check-redis-live.sh loadtest/smoke.sh scripts/fuzz-smoke.sh; do
   if [ -x "$s" ]; then
     suite "$(basename "$s" .sh)" "$root/$s"
   fi

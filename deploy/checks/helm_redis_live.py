@@ -3,7 +3,7 @@
 
   helm_redis_live.py CHART WSGATE_BINARY
 
-Run by scripts/check-helm-redis-live.sh inside fresh network and mount
+Run by scripts/check-redis-live.sh inside fresh network and mount
 namespaces (`unshare -mn`), as root: loopback is private, so every "pod" can
 use the ports the chart uses (6379, 26379) on an address of its own
 (127.0.0.1x), and /etc/hosts (bind-mounted over) gives each pod the DNS
@@ -22,18 +22,16 @@ exits 1 on the first failure.
 """
 
 import base64
-import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 import helm_python as helm
 import yaml
+
+import live_ns
+from live_ns import Procs, fail, step, until, write_hosts
 
 RELEASE = "wsgate-ci"
 NAMESPACE = "realtime"
@@ -54,14 +52,6 @@ FQDN = {**{p: f"{p}.{RELEASE}-redis.{DOMAIN}" for p in REDIS},
 WS_PUBLIC, WS_ADMIN = "127.0.0.1:18080", "127.0.0.1:19090"
 
 
-def step(text):
-    print(f"  - {text}", flush=True)
-
-
-def fail(text):
-    raise AssertionError(text)
-
-
 def render(chart_path):
     with helm.Chart.load(chart_path) as chart:
         chart.validate_schema(VALUES)
@@ -76,88 +66,44 @@ def render(chart_path):
     return objects
 
 
-def redis_cli(pod, *args, port=None):
-    port = port or (26379 if pod in SENTINELS else 6379)
-    out = subprocess.run(["redis-cli", "-h", FQDN[pod], "-p", str(port), "--raw", *args],
-                         capture_output=True, text=True, errors="replace", timeout=5)
-    return out.stdout.strip()
+def redis_cli(pod, *args):
+    return live_ns.redis_cli(FQDN[pod], 26379 if pod in SENTINELS else 6379, *args)
 
 
-def until(what, fn, seconds=30):
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
-            last = exc
-        time.sleep(0.2)
-    fail(f"{what}: not within {seconds}s (last: {last!r})")
+class Pods(Procs):
+    """The chart's Redis and Sentinel pods as processes."""
 
-
-class Pods:
     def __init__(self, objects, work):
-        self.work = work
+        super().__init__(work)
         self.data = objects[("ConfigMap", f"{RELEASE}-redis")]["data"]
-        self.procs = {}
 
-    def start(self, pod):
+    def start_pod(self, pod):
         """One pod: its own /data and /etc/redis, its own address."""
-        root = os.path.join(self.work, pod)
+        root = self.dir(pod)
         data, etc = os.path.join(root, "data"), os.path.join(root, "etc")
         os.makedirs(data, exist_ok=True)
         os.makedirs(etc, exist_ok=True)
         ip = ADDR[pod]
-        conf = self.data["redis.conf"].replace("bind * -::*", f"bind {ip}").replace("dir /data", f"dir {data}")
+        conf = self.data["redis.conf"].replace("bind * -::*", f"bind {ip}\nbind-source-addr {ip}")
+        conf = conf.replace("dir /data", f"dir {data}")
         with open(os.path.join(etc, "redis.conf"), "w", encoding="utf-8") as f:
             f.write(conf)
         script = "start-sentinel.sh" if pod in SENTINELS else "start-redis.sh"
         text = self.data[script]
         if pod in SENTINELS:
-            text = text.replace("port 26379\n", f"port 26379\nbind {ip}\n")
+            text = text.replace("port 26379\n", f"port 26379\nbind {ip}\nbind-source-addr {ip}\n")
         text = text.replace("/etc/redis/", etc + "/").replace("/data", data)
         with open(os.path.join(etc, script), "w", encoding="utf-8") as f:
             f.write(text)
-        log = open(os.path.join(root, "log"), "ab")
-        self.procs[pod] = subprocess.Popen(["sh", os.path.join(etc, script)], stdout=log, stderr=log,
-                                           env={**os.environ, "POD_NAME": pod}, start_new_session=True)
-
-    def kill(self, pod):
-        proc = self.procs.pop(pod)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-    def log(self, pod):
-        with open(os.path.join(self.work, pod, "log"), encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop_all(self):
-        for pod in list(self.procs):
-            self.kill(pod)
+        self.start(pod, ["sh", os.path.join(etc, script)], env={"POD_NAME": pod})
 
 
 def http(method, path, body=None):
-    req = urllib.request.Request(f"http://{WS_ADMIN}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {API_KEY}",
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError as err:
-        return None, str(err)
+    return live_ns.http(WS_ADMIN, API_KEY, method, path, body)
 
 
 def metric(name):
-    _, body = http("GET", "/metrics")
-    for line in body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+    return live_ns.metric(WS_ADMIN, name)
 
 
 def sentinel_field(sentinel, field):
@@ -193,22 +139,20 @@ def main():
     config = objects[("ConfigMap", RELEASE)]["data"]
     secret = objects[("Secret", f"{RELEASE}-redis-url")]["data"]
     redis_url = base64.b64decode(secret["redis-url"]).decode()
-    with open("/etc/hosts", "w", encoding="utf-8") as f:  # the bind-mounted copy
-        f.write("127.0.0.1 localhost\n")
-        f.writelines(f"{ADDR[p]} {FQDN[p]}\n" for p in ADDR)
+    write_hosts({FQDN[p]: ADDR[p] for p in ADDR})
     work = tempfile.mkdtemp(prefix="wsgate-helm-redis.")
     pods = Pods(objects, work)
-    node = None
     try:
         # First install: Sentinels in parallel, Redis pods one by one
         # (OrderedReady: the next starts once the previous answers).
         for s in SENTINELS:
-            pods.start(s)
+            pods.start_pod(s)
         for p in REDIS:
-            pods.start(p)
+            pods.start_pod(p)
             until(f"{p} answers", lambda p=p: redis_cli(p, "PING") == "PONG")
         first = FQDN[REDIS[0]]
-        until("2 replicas on pod 0", lambda: "connected_slaves:2" in redis_cli(REDIS[0], "INFO", "replication"))
+        until("2 replicas in sync with pod 0",
+              lambda: all("master_link_status:up" in redis_cli(p, "INFO", "replication") for p in REDIS[1:]))
         # Sentinels learn the replicas from the primary's INFO (every 10 s):
         # until they know one, a failover has nothing to promote.
         until("every Sentinel names pod 0 and knows the other Sentinels and both replicas",
@@ -217,13 +161,12 @@ def main():
                       and sentinel_field(s, "num-slaves") == "2" for s in SENTINELS))
         step(f"first install: {REDIS[0]} is the primary with 2 replicas; 3 Sentinels agree and know both")
 
-        env = {**os.environ, **config, "WSGATE_REDIS_URL": redis_url, "WSGATE_NODE_ID": f"{RELEASE}-0",
+        env = {**config, "WSGATE_REDIS_URL": redis_url, "WSGATE_NODE_ID": f"{RELEASE}-0",
                "WSGATE_LISTEN": WS_PUBLIC, "WSGATE_ADMIN_LISTEN": WS_ADMIN,
                "WSGATE_JWT_SECRET": "live-check-jwt", "WSGATE_API_KEY": API_KEY, "WSGATE_LOG_FORMAT": "text"}
         if env.get("WSGATE_REDIS_MODE") != "sentinel" or env.get("WSGATE_REDIS_WAIT_REPLICAS") != "1":
             fail(f"chart settings: mode {env.get('WSGATE_REDIS_MODE')}, wait {env.get('WSGATE_REDIS_WAIT_REPLICAS')}")
-        log = open(os.path.join(work, "wsgate.log"), "ab")
-        node = subprocess.Popen([binary], env=env, stdout=log, stderr=log, start_new_session=True)
+        pods.start("wsgate", [binary], env=env)
         until("wsgate ready", lambda: http("GET", "/readyz")[0] == 200)
         until("wsgate sees 2 replicas", lambda: metric("wsgate_redis_replicas") == 2)
         status, body = http("POST", "/api/v1/publish", {"to": "ursula", "content": "before"})
@@ -250,7 +193,7 @@ def main():
         step(f"kill -9 {REDIS[0]}: {new} promoted; wsgate followed; both ok'd messages (before and "
              "after the kill) are on the new primary")
 
-        pods.start(REDIS[0])
+        pods.start_pod(REDIS[0])
 
         def rejoined():
             info = redis_cli(REDIS[0], "INFO", "replication")
@@ -266,7 +209,7 @@ def main():
              "(not as a second primary)")
 
         pods.kill(SENTINELS[0])
-        pods.start(SENTINELS[0])
+        pods.start_pod(SENTINELS[0])
         until(f"{SENTINELS[0]} monitors {new} after a restart",
               lambda: redis_cli(SENTINELS[0], "SENTINEL", "get-master-addr-by-name", "mymaster")
               .splitlines()[0] == FQDN[new])
@@ -275,9 +218,6 @@ def main():
         step(f"{SENTINELS[0]} restarted with an empty volume: it took {new} from its peers")
         return 0
     finally:
-        if node:
-            node.kill()
-            node.wait()
         pods.stop_all()
         if os.environ.get("KEEP_WORK") != "1":
             subprocess.run(["rm", "-rf", work], check=False)
