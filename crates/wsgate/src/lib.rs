@@ -145,6 +145,7 @@ pub fn start(
     listeners: Listeners,
     backend: Backend,
 ) -> Result<Arc<Server>, RunError> {
+    config.check_auth()?;
     let metrics = Arc::new(Metrics::new().map_err(RunError::Metrics)?);
     let auth = Arc::new(Authenticator::from_config(&config)?);
     let memory_history = |bus: &MemoryBus| -> Arc<dyn History> {

@@ -11,11 +11,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use wsgate::config::Cli;
 
 fn main() -> ExitCode {
-    let config = match Cli::parse()
+    let config = match Cli::from_process()
         .into_config()
         .and_then(|c| c.check_auth().map(|()| c))
     {
@@ -25,7 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    wsgate::telemetry::init(&config);
+    if let Err(e) = wsgate::telemetry::init(&config) {
+        eprintln!("wsgate: {e}");
+        return ExitCode::from(2);
+    }
+    for name in wsgate::config::unknown_env_vars(std::env::vars_os()) {
+        tracing::warn!(variable = %name, "unknown WSGATE_* environment variable ignored (a typo?)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,11 +3,17 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, ConfigError, LogFormat};
 
-/// Installs the global subscriber. Call once, from `main`.
-pub fn init(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber. Call once, from `main`. A filter that does
+/// not parse (possible only for a `Config` built by hand: the settings parser
+/// checks it) is refused naming `--log-level`, never replaced.
+pub fn init(config: &Config) -> Result<(), ConfigError> {
+    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| ConfigError::Invalid {
+        name: "log-level",
+        value: config.log_level.clone(),
+        reason: e.to_string(),
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -16,4 +22,5 @@ pub fn init(config: &Config) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
+    Ok(())
 }

@@ -47,6 +47,8 @@ struct Running {
     admin: SocketAddr,
     /// The address line was a JSON object (`--log-format json`).
     json_log: bool,
+    /// The log lines before the address line (start-up warnings).
+    early_log: Vec<String>,
 }
 
 /// Spawns the binary on port 0 and reads its two addresses from the log.
@@ -68,6 +70,7 @@ async fn spawn(mut cmd: Command) -> Running {
             .and_then(|v| v.trim_matches('"').parse().ok())
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut early_log = Vec::new();
     loop {
         let line = tokio::time::timeout_at(deadline, rx.recv())
             .await
@@ -81,6 +84,7 @@ async fn spawn(mut cmd: Command) -> Running {
                     public,
                     admin,
                     json_log: true,
+                    early_log,
                 };
             }
         }
@@ -90,8 +94,10 @@ async fn spawn(mut cmd: Command) -> Running {
                 public,
                 admin,
                 json_log: false,
+                early_log,
             };
         }
+        early_log.push(line);
     }
 }
 
@@ -196,6 +202,31 @@ async fn bad_settings_exit_2_naming_the_setting() {
             vec!["--allow-anonymous", "--drain-timeout", "1 fortnight"],
             vec![],
             "--drain-timeout",
+        ),
+        // A misspelt level used to become `info` silently and the node ran.
+        (
+            vec![
+                "--allow-anonymous",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ],
+            vec![("WSGATE_LOG_LEVEL", "debgu")],
+            "--log-level",
+        ),
+        (
+            vec![
+                "--allow-anonymous",
+                "--log-level",
+                "wsgate=loud",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ],
+            vec![],
+            "--log-level",
         ),
     ];
     for (args, env, name) in cases {
@@ -319,6 +350,24 @@ async fn sigterm_drains_with_1012_paced_over_the_drain_timeout_then_exits_0() {
         spread >= Duration::from_millis(1000) && spread <= Duration::from_millis(2500),
         "closes spread over {spread:?}, expected about 1.5 s of a 2 s drain"
     );
+    assert_eq!(bin.exit_code(Duration::from_secs(10)).await, Some(0));
+}
+
+#[tokio::test]
+async fn an_unknown_wsgate_variable_is_logged_as_a_warning() {
+    let mut cmd = wsgate();
+    cmd.arg("--allow-anonymous")
+        .env("WSGATE_MAX_ROOMZ", "3")
+        .env("WSGATE_MAX_ROOMS", "4");
+    let mut bin = spawn(cmd).await;
+    let warned: Vec<&String> = bin
+        .early_log
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("WSGATE_"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", bin.early_log);
+    assert!(warned[0].contains("WSGATE_MAX_ROOMZ"), "{warned:?}");
+    bin.signal("TERM");
     assert_eq!(bin.exit_code(Duration::from_secs(10)).await, Some(0));
 }
 

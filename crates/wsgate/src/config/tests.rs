@@ -1,4 +1,6 @@
 use super::*;
+use clap::Parser;
+use std::time::Duration;
 
 fn parse(args: &[&str]) -> Result<Config, ConfigError> {
     let mut argv = vec!["wsgate"];
@@ -189,4 +191,112 @@ fn redis_mode_settings_default_and_validate() {
         let err = parse(&args).unwrap_err().to_string();
         assert!(err.contains(&format!("--{name}")), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn log_level_is_checked_not_replaced() {
+    for level in ["info", "wsgate=debug,info", "warn,hyper=off", "TRACE"] {
+        assert_eq!(parse(&["--log-level", level]).unwrap().log_level, level);
+    }
+    for bad in ["debgu", "loud", "wsgate=loud", "info,verbose", ""] {
+        let err = parse(&["--log-level", bad]).unwrap_err().to_string();
+        assert!(err.contains("--log-level"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn names_derive_from_the_file_key() {
+    let mut seen = std::collections::HashSet::new();
+    for s in SETTINGS {
+        assert!(seen.insert(s.key), "{} declared twice", s.key);
+        assert_eq!(s.flag, s.key.replace('_', "-"));
+        assert_eq!(s.env, format!("WSGATE_{}", s.key.to_ascii_uppercase()));
+        assert!(!s.doc.trim().is_empty(), "{} has no doc", s.key);
+        assert_eq!(setting(s.key).map(|x| x.flag), Some(s.flag));
+    }
+    // clap knows every setting under the same flag and environment variable.
+    let command = Cli::command_with_defaults();
+    for s in SETTINGS {
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id() == s.key)
+            .unwrap_or_else(|| panic!("no clap argument for {}", s.key));
+        assert_eq!(arg.get_long(), Some(s.flag));
+        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(s.env));
+    }
+}
+
+#[test]
+fn every_setting_is_documented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+    let docs = std::fs::read_to_string(path).expect("docs/configuration.md");
+    for s in SETTINGS {
+        let flag = format!("`--{}`", s.flag);
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| {flag} |")))
+            .unwrap_or_else(|| panic!("docs/configuration.md has no row for {flag}"));
+        for name in [format!("`{}`", s.env), format!("`{}`", s.key)] {
+            assert!(row.contains(&name), "the row of {flag} lacks {name}: {row}");
+        }
+        if let Some(default) = s.default.filter(|d| !d.is_empty()) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert!(
+                cells.get(4).is_some_and(|c| c.contains(default)),
+                "the row of {flag} does not show the default {default}: {row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_environment_variables_are_found() {
+    let vars = [
+        ("WSGATE_MAX_ROOMS", "7"),
+        ("WSGATE_MAX_ROOMZ", "7"),
+        ("WSGATE_CONFIG", "/etc/wsgate.toml"),
+        ("WSGATE_BIN", "target/debug/wsgate"),
+        ("HOME", "/root"),
+        ("WSGATE_LISTEN_ADDR", "x"),
+    ]
+    .map(|(k, v)| (k.into(), v.into()));
+    assert_eq!(
+        unknown_env_vars(vars),
+        ["WSGATE_LISTEN_ADDR", "WSGATE_MAX_ROOMZ"]
+    );
+}
+
+#[test]
+fn the_file_names_settings_by_their_key_and_refuses_bad_values() {
+    let dir = std::env::temp_dir().join(format!("wsgate-config-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wsgate.toml");
+    std::fs::write(&file, "log_level = \"debgu\"\n").unwrap();
+    let err = parse(&["--config", file.to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--log-level"), "{err}");
+    std::fs::write(&file, "drain_timeout = \"0s\"\nhistory_size = 0\n").unwrap();
+    let c = parse(&["--config", file.to_str().unwrap()]).unwrap();
+    assert_eq!((c.drain_timeout, c.history_size), (Duration::ZERO, 0));
+    std::fs::write(&file, "pong_timeout = \"0s\"\n").unwrap();
+    let err = parse(&["--config", file.to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--pong-timeout"), "{err}");
+}
+
+#[tokio::test]
+async fn start_refuses_a_config_without_authentication() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let listeners = crate::Listeners::bind(&config).unwrap();
+    let err = crate::run(config, listeners, std::future::ready(()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no way to authenticate"), "{err}");
 }
