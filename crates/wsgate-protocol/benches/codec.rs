@@ -1,6 +1,12 @@
 //! Codec hot paths: decoding client frames and encoding server frames, in both
 //! subprotocols. Run: `cargo bench -p wsgate-protocol`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: its fixed inputs are valid, and a failure stops it with its message"
+)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -2,6 +2,12 @@
 //! hub, encoded once and shared, then taken out as the session's write loop
 //! would (the WebSocket message for its codec). Run: `cargo bench -p wsgate`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: its fixed inputs are valid, and a failure stops it with its message"
+)]
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

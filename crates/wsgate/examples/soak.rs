@@ -15,6 +15,12 @@
 //! clients send a direct message to a random user; recipients ack direct
 //! messages. Content carries the send time, so latency is end to end.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test driver: a bad argument or a failed step stops it with its message"
+)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,12 @@
 //! closed when idle for the handshake timeout; one client address cannot take
 //! every slot (`--max-pending-handshakes-per-ip`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -2,6 +2,12 @@
 //! file with their precedence, exit code 2 naming a bad setting (contract
 //! section 2), and the drain on SIGTERM (section 7).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

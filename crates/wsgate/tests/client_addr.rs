@@ -3,6 +3,12 @@
 //! only, and the PROXY protocol header (v1 and v2) on the public listener.
 //! The real nginx and HAProxy in front of the binary are in `tests/lb_proxy.rs`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

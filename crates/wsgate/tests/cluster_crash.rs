@@ -3,6 +3,12 @@
 //! recipient reconnects to n3. Every message whose sender got `ok` arrives
 //! (duplicates allowed, dropped by id) and first arrivals keep the send order.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -6,6 +6,12 @@
 //! another epoch and a Redis restart without persistence do not recover;
 //! the history API pages. Recovery figures go to the cluster report.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

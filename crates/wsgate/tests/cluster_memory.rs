@@ -3,6 +3,12 @@
 //! registry, the node list, API disconnect, the shared inbox) works as on one
 //! node.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -5,6 +5,12 @@
 //! is lost (what a drained connection did not ack is replayed from the inbox),
 //! and each recipient gets its sender's messages first in send order.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

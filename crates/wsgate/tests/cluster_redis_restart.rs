@@ -3,6 +3,12 @@
 //! direct messages across nodes. Every node reports not ready, then ready
 //! again; inboxes survive; routing recovers; no ok'd direct message is lost.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -3,6 +3,12 @@
 //! presence across nodes; the HTTP API from any node; and direct messages
 //! published only to the nodes holding the recipient.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -7,6 +7,12 @@
 //! order. Two replicas, so the promoted one still has a replica and stores
 //! are confirmed again after the failover (run N+1 replicas).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

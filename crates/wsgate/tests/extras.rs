@@ -2,6 +2,12 @@
 //! the handshake admission limit and timeout, `iss`/`aud`/`iat` checks,
 //! close handshakes started by the client, the demo page, and session ids.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -2,6 +2,12 @@
 //! rate limit, the 10-errors rule, `caps` and `rooms` claims, max rooms,
 //! heartbeats, token expiry and `refresh` (contract section 4).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

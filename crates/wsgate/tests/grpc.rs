@@ -2,6 +2,12 @@
 //! against a standalone node: every RPC, the status codes, health and
 //! reflection, and the same answers as the HTTP door.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -2,6 +2,12 @@
 //! real `redis-server`, a tonic client on one node acting on users of the
 //! other, and `UNAVAILABLE` plus health `NOT_SERVING` while Redis is down.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -7,6 +7,12 @@
 //! from PyPI), pinned below; later runs reuse it. No Python 3 with `venv`
 //! fails the test (scripts/install-test-deps.sh installs it).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -4,6 +4,12 @@
 //! publishing), the cases that do not recover, `history-size 0`, and the
 //! history API.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

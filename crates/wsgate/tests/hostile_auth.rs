@@ -2,6 +2,12 @@
 //! confusion, expired, not yet valid, wrong issuer or audience, two tokens at
 //! once, an older token on refresh), spoofed origins and Host tricks.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

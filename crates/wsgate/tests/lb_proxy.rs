@@ -4,6 +4,12 @@
 //! on several 127.0.0.x source addresses. Spoofed forwarding headers are
 //! ignored, and without a PROXY header a connection is refused and counted.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -3,6 +3,12 @@
 //! `alg: none`, key confusion, expiry, `nbf`), anonymous mode, the origin
 //! policy and both subprotocols.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -6,6 +6,11 @@
 //!   code paths are exercised even while the real server is being written;
 //! - the real `target/debug/wsgate`, when it has been built and starts.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::collections::{HashMap, HashSet};

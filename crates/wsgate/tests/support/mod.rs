@@ -24,6 +24,12 @@
 //!
 //! One [`SECRET`] and one [`API_KEY`] for every server a test starts. Every
 //! read has a timeout; a missing tool fails the test, never skips it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
 #![allow(dead_code, unused_imports, unused_macros)] // Each test binary uses a subset.
 
 #[macro_use]
