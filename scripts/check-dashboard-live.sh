@@ -118,12 +118,22 @@ else
   log "the server has no --webhook-url yet: webhook panels may have no data"
 fi
 
+# Inbox overflow policy (contract 5.2), once the server has it: node 1 keeps
+# trimming (drop-oldest), node 2 refuses (reject, the default), so the
+# traffic checks both and the dropped and refused panels have data.
+N1_INBOX_ARGS=()
+TRAFFIC_FEATURES=""
+if "$BIN" --help 2>/dev/null | grep -q -- '--inbox-overflow'; then
+  N1_INBOX_ARGS=(--inbox-overflow drop-oldest)
+  TRAFFIC_FEATURES=inbox-overflow
+fi
+
 # Node 1 has a small outbox (the traffic checks the slow-consumer close, 1013),
 # node 2 a small per-IP limit (the traffic checks the 429); both keep at
 # most 3 messages per inbox (the traffic checks the trim).
 "$BIN" --redis-url "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$P1" --admin-listen "127.0.0.1:$A1" \
   --allow-anonymous --api-key "$API_KEY" --node-id n1 --inbox-max 3 --outbox-size 16 --drain-timeout 1s \
-  "${WEBHOOK_ARGS[@]}" >"$WORK/n1.log" 2>&1 &
+  "${N1_INBOX_ARGS[@]}" "${WEBHOOK_ARGS[@]}" >"$WORK/n1.log" 2>&1 &
 N1_PID=$!
 PIDS+=("$N1_PID")
 "$BIN" --redis-url "redis://127.0.0.1:$REDIS_PORT" --listen "127.0.0.1:$P2" --admin-listen "127.0.0.1:$A2" \
@@ -186,7 +196,7 @@ check "public listener serves /readyz and /healthz" public_ready
 check "prometheus ready" wait_http "http://127.0.0.1:$PROM/-/ready" 30
 check "WebSocket and API traffic behaves as the contract says" \
   "$PY" deploy/checks/live_traffic.py "ws://127.0.0.1:$P1" "ws://127.0.0.1:$P2" \
-  "http://127.0.0.1:$A1" "http://127.0.0.1:$A2" "$API_KEY"
+  "http://127.0.0.1:$A1" "http://127.0.0.1:$A2" "$API_KEY" "$TRAFFIC_FEATURES"
 
 # Redis restart: nodes report broker down and not ready, count errors, and
 # come back by themselves.

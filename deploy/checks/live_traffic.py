@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Traffic for scripts/check-dashboard-live.sh: two wsgate nodes, real clients.
 
-  live_traffic.py WS1 WS2 API1 API2 API_KEY
+  live_traffic.py WS1 WS2 API1 API2 API_KEY [FEATURES]
 
 WS1/WS2 are the public base URLs (ws://127.0.0.1:P), API1/API2 the admin base
 URLs (http://127.0.0.1:A). Exercises what the dashboard shows: connections,
 rooms, room/direct/broadcast messages across nodes, acks, inbox store, trim
 and replay, typing, presence, pings, protocol errors, rate limiting, API
 requests, and an upgrade refused for the per-IP limit (node 2 must run with
---max-connections-per-ip 8). Prints what it did; exits 1 when the gateway
-did not behave as the contract says.
+--max-connections-per-ip 8). FEATURES is a comma list of what the server
+has beyond that: `inbox-overflow` (node 1 runs --inbox-overflow drop-oldest,
+node 2 the default reject: a full inbox on node 2 refuses with inbox_full).
+Prints what it did; exits 1 when the gateway did not behave as the contract
+says.
 """
 
 import asyncio
@@ -94,7 +97,8 @@ def ok(reply, what):
     return reply
 
 
-async def main(ws1, ws2, api1, api2, key):
+async def main(ws1, ws2, api1, api2, key, features=""):
+    features = set(filter(None, features.split(",")))
     steps = []
 
     def step(text):
@@ -207,6 +211,23 @@ async def main(ws1, ws2, api1, api2, key):
     await dave.ws.send(json.dumps({"type": "ack", "ids": [m["id"] for m in replayed]}))
     step("inbox: 6 messages to offline dave, 3 trimmed (inbox-max 3), 3 replayed on connect and acked")
 
+    if "inbox-overflow" in features:
+        # Node 2 refuses (reject): the fourth message to offline frank is
+        # inbox_full (429), and the three kept are replayed.
+        for i in range(3):
+            status, body = api(api2, key, "POST", "/api/v1/publish", {"to": "frank", "content": f"kept {i}"})
+            assert status == 200, (status, body)
+        status, body = api(api2, key, "POST", "/api/v1/publish", {"to": "frank", "content": "refused"})
+        assert status == 429 and body.get("error") == "inbox_full", (status, body)
+        frank = await Client.open(ws1, "frank")
+        kept = [await frank.wait_for(lambda m: m.get("type") == "message" and m.get("replay") is True,
+                                     "replayed message") for _ in range(3)]
+        assert [m["content"] for m in kept] == ["kept 0", "kept 1", "kept 2"], kept
+        await frank.ws.send(json.dumps({"type": "ack", "ids": [m["id"] for m in kept]}))
+        await frank.close()
+        step("inbox overflow reject (node 2): 4th message to offline frank refused with 429 inbox_full, "
+             "the 3 kept replayed and acked")
+
     # Per-IP limit on node 2 (--max-connections-per-ip 8): bob and dave are there.
     extra, refused = [], None
     for i in range(12):
@@ -253,7 +274,7 @@ async def main(ws1, ws2, api1, api2, key):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     try:
