@@ -152,6 +152,8 @@ def sentinel_checks(r, pods, sentinels, quorum, master, wait, hard, min_availabl
                  "exec redis-server /data/redis.conf"):
         expect(line in redis_sh, f"start-redis.sh lacks {line!r}")
     expect("maxmemory-policy noeviction" in data["redis.conf"], "redis.conf: noeviction")
+    expect("protected-mode no" in data["redis.conf"].splitlines(),
+           "redis.conf: protected-mode no (pods reach each other without a password)")
 
 
 def check_sentinel_bundled(r):
