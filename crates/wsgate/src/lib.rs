@@ -155,6 +155,7 @@ pub fn start(
             history::memory::DEFAULT_BUDGET,
         )
     };
+    let hub = Arc::new(Hub::new());
     let (broker, inbox, history): (Arc<dyn Broker>, Arc<dyn Inbox>, Arc<dyn History>) =
         match backend {
             Backend::Memory(bus) => (
@@ -182,6 +183,7 @@ pub fn start(
                             redis.clone(),
                             &config,
                             metrics.clone(),
+                            Arc::new(node::HubView(hub.clone())),
                         )),
                         Arc::new(inbox::redis::ListInbox::new(
                             redis.clone(),
@@ -205,7 +207,6 @@ pub fn start(
     let public_addr = listeners.public.local_addr().ok();
     let admin_addr = listeners.admin.local_addr().ok();
     let config = Arc::new(config);
-    let hub = Arc::new(Hub::new());
     let node = Node::new(
         config.clone(),
         metrics.clone(),

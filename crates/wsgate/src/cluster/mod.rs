@@ -33,12 +33,17 @@ pub struct NodeInfo {
     pub started_at: u64,
 }
 
-/// A snapshot of what this node holds, re-registered by a broker after it
-/// reconnects so the cluster registry matches the hub.
-#[derive(Debug, Clone, Default)]
-pub struct LocalState {
-    pub users: Vec<(String, u64)>,
-    pub rooms: Vec<(String, Vec<String>)>,
+/// What a broker may read of this node's local state: a narrow, read-only
+/// view of the hub, handed to the broker when it is built. The broker reads
+/// it to re-register the node's room memberships (resync) and to check a
+/// room still has no member before it unsubscribes; it never writes
+/// through it. (Users' connection counts it keeps itself: see
+/// `cluster/redis/intent.rs`.)
+pub trait LocalView: Send + Sync {
+    /// Rooms with a member here, with their member users.
+    fn rooms(&self) -> Vec<(String, Vec<String>)>;
+    /// Whether `room` has a member connection here now.
+    fn has_room(&self, room: &str) -> bool;
 }
 
 /// Why the cluster could not do something.
@@ -52,18 +57,14 @@ pub enum BrokerError {
     Redis(#[from] crate::redis::RedisError),
 }
 
-/// Receives envelopes published by other nodes. Must not block (except
+/// Receives what the cluster sends this node: envelopes published by other
+/// nodes (and the leaves of members of dead nodes, which the broker
+/// announces itself), and catch-up requests. Data flows one way: the sink
+/// never calls the broker back for these. Must not block (except
 /// [`BusSink::resubscribed`], which the broker awaits on purpose).
 #[async_trait]
 pub trait BusSink: Send + Sync {
     fn deliver(&self, envelope: Envelope);
-    /// Nodes declared dead by this node; the sink announces their users' leaves.
-    fn nodes_died(&self, _leaves: Vec<(String, String)>) {}
-    /// This node's users (with connection counts) and rooms (with member
-    /// users), for re-registering after the broker reconnects.
-    fn local_state(&self) -> LocalState {
-        LocalState::default()
-    }
     /// The broker is subscribed again after losing the bus: envelopes
     /// published meanwhile never reached this node. Awaited before any
     /// envelope of the new subscription is delivered, so what the sink queues

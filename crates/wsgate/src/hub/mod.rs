@@ -249,6 +249,11 @@ impl Hub {
             .collect()
     }
 
+    /// Whether a room has a member connection on this node.
+    pub fn has_room(&self, room: &str) -> bool {
+        read!(self.rooms).contains_key(room)
+    }
+
     /// Rooms with a member on this node.
     pub fn room_names(&self) -> Vec<String> {
         read!(self.rooms).keys().map(|r| r.to_string()).collect()

@@ -15,17 +15,39 @@
 //! kept. Repeats of what the new subscription then brings are dropped by
 //! offset in the hub.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use tracing::debug;
 use wsgate_protocol::bus::{BusEvent, Envelope, Route};
-use wsgate_protocol::{CloseCode, Kind, Position, PresenceEvent, ServerFrame};
+use wsgate_protocol::{CloseCode, Kind, Position, ServerFrame};
 
 use super::Node;
 use crate::clock::now_ms;
-use crate::cluster::{BrokerError, BusSink, LocalState};
+use crate::cluster::{BrokerError, BusSink, LocalView};
 use crate::history::PAGE_MAX;
-use crate::hub::{ConnId, Outgoing};
+use crate::hub::{ConnId, Hub, Outgoing};
 use crate::metrics::BrokerOp;
+
+/// The read-only view of the hub a broker is built with ([`LocalView`]).
+pub struct HubView(pub Arc<Hub>);
+
+impl LocalView for HubView {
+    fn rooms(&self) -> Vec<(String, Vec<String>)> {
+        self.0
+            .room_names()
+            .into_iter()
+            .map(|r| {
+                let users = self.0.room_users(&r);
+                (r, users)
+            })
+            .collect()
+    }
+
+    fn has_room(&self, room: &str) -> bool {
+        self.0.has_room(room)
+    }
+}
 
 /// Inbox reads in flight when sessions catch up after a bus outage.
 const CATCH_UP_CONCURRENCY: usize = 16;
@@ -108,58 +130,6 @@ impl BusSink for Node {
             self.metrics.bus_lag(sent);
         }
         self.deliver_local(&envelope.route, &envelope.event, None);
-    }
-
-    fn nodes_died(&self, leaves: Vec<(String, String)>) {
-        let mut envelopes = Vec::with_capacity(leaves.len());
-        for (room, user) in leaves {
-            let route = Route::Room(room.clone());
-            let event = BusEvent::Frame {
-                frame: ServerFrame::Presence {
-                    room,
-                    event: PresenceEvent::Leave,
-                    user,
-                },
-                accepted_ms: None,
-            };
-            self.deliver_local(&route, &event, None);
-            envelopes.push(Envelope {
-                origin: self.config.node_id.clone(),
-                route,
-                event,
-                sent_ms: Some(now_ms()),
-            });
-        }
-        // One task for the whole batch: this runs on the broker's reader and must not wait.
-        let broker = self.broker.clone();
-        tokio::spawn(async move {
-            for env in envelopes {
-                // Live-only presence, like every presence event.
-                if let Err(e) = broker.publish(&env).await {
-                    debug!(error = %e, "Reaped leave not published.");
-                }
-            }
-        });
-    }
-
-    fn local_state(&self) -> LocalState {
-        LocalState {
-            users: self
-                .hub
-                .users()
-                .into_iter()
-                .map(|(u, n)| (u, n as u64))
-                .collect(),
-            rooms: self
-                .hub
-                .room_names()
-                .into_iter()
-                .map(|r| {
-                    let users = self.hub.room_users(&r);
-                    (r, users)
-                })
-                .collect(),
-        }
     }
 
     async fn resubscribed(&self) {

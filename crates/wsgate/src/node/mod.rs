@@ -32,6 +32,7 @@ use uuid::Uuid;
 use wsgate_protocol::bus::{BusEvent, Route};
 use wsgate_protocol::{CloseCode, Content, Kind, MessageFrame, ServerFrame};
 
+pub use bus::HubView;
 pub use rooms::{Joined, RoomView};
 
 use crate::clock::now_ms;

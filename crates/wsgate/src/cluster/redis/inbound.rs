@@ -48,6 +48,9 @@ enum Item {
     Payload { bytes: Vec<u8>, own_channel: bool },
     /// The node missed envelopes: catch up before what follows.
     CatchUp,
+    /// An event the broker itself emits for this node (a reaped member's
+    /// leave), in order with what the bus brought.
+    Local(Box<Envelope>),
 }
 
 /// The reader's end of the queue.
@@ -77,6 +80,16 @@ impl Queue {
             return Err(Full);
         }
         Ok(())
+    }
+
+    /// Queues an event of the broker's own for local delivery; waits for
+    /// room (the heartbeat task calls it, never the reader).
+    pub(super) async fn local(&self, envelope: Envelope) {
+        #[expect(
+            clippy::let_underscore_must_use,
+            reason = "only fails when the dispatcher is gone (shutdown): nobody left to tell"
+        )]
+        let _ = self.tx.send(Item::Local(Box::new(envelope))).await;
     }
 
     /// Queues a catch-up after what is queued now; the broker is not up
@@ -114,6 +127,11 @@ async fn dispatch(
             } => {
                 handle(&inner, &sink, &payload, own_channel);
                 bytes.fetch_sub(payload.len(), Ordering::AcqRel);
+            }
+            Item::Local(envelope) => {
+                if let Some(sink) = sink.upgrade() {
+                    sink.deliver(*envelope);
+                }
             }
             Item::CatchUp => {
                 if let Some(sink) = sink.upgrade() {

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -27,7 +27,11 @@ use tracing::{debug, info, warn};
 
 use super::inbound::Queue;
 use super::Inner;
-use crate::cluster::{BusSink, NodeInfo};
+use wsgate_protocol::bus::{BusEvent, Envelope, Route};
+use wsgate_protocol::{PresenceEvent, ServerFrame};
+
+use crate::clock::now_ms;
+use crate::cluster::NodeInfo;
 use crate::metrics::BrokerOp;
 use crate::redis::{Redis, RedisError};
 
@@ -56,6 +60,58 @@ impl Inner {
         let (had, beat) = tokio::join!(info, beat);
         beat?;
         Ok(had? == 0)
+    }
+
+    /// Announces memberships that ended without their node (a reaped node's,
+    /// or this node's own from before a restart or an outage): a presence
+    /// leave per (room, user), published on the room's channel for the
+    /// other nodes and queued for this node's own members in order with
+    /// the bus ([`Queue::local`]). Like every presence event, live only: a
+    /// failed publish is counted (`op="presence"`), not retried.
+    pub(super) async fn announce_leaves(&self, queue: &Queue, leaves: Vec<(String, String)>) {
+        if leaves.is_empty() {
+            return;
+        }
+        let r = &self.redis;
+        let conn = match r.conn().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                debug!(error = %e, "Reaped leaves not published.");
+                None
+            }
+        };
+        for (room, user) in leaves {
+            let channel = r.keys().room_channel(&room);
+            let envelope = Envelope {
+                origin: self.node.clone(),
+                route: Route::Room(room.clone()),
+                event: BusEvent::Frame {
+                    frame: ServerFrame::Presence {
+                        room,
+                        event: PresenceEvent::Leave,
+                        user,
+                    },
+                    accepted_ms: None,
+                },
+                sent_ms: Some(now_ms()),
+            };
+            let published = match (&conn, envelope.encode()) {
+                (Some(c), Ok(bytes)) => {
+                    let mut c = c.clone();
+                    r.timed(c.publish::<_, _, u64>(channel, bytes))
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                (None, _) => Err("no connection".to_owned()),
+                (_, Err(e)) => Err(e.to_string()),
+            };
+            if let Err(e) = published {
+                self.metrics.broker_error(BrokerOp::Presence);
+                debug!(error = %e, "Reaped leave not published.");
+            }
+            queue.local(envelope).await;
+        }
     }
 
     /// Reaps nodes silent for `node-ttl` that were already silent at the
@@ -315,7 +371,7 @@ pub(super) async fn leave_cluster(inner: &Inner) -> Result<(), RedisError> {
 }
 
 /// Heartbeats and reaping, every `node-ttl / 3`.
-pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>, queue: Queue) {
+pub(super) async fn heartbeat_loop(inner: Arc<Inner>, queue: Queue) {
     let period = (inner.node_ttl / 3).max(Duration::from_millis(100));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -336,7 +392,7 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>, q
                     warn!("This node was declared dead by the cluster; registering again.");
                     // Not ready from here until the catch-up has run.
                     let _held = inner.hold_ready();
-                    if let Err(e) = inner.resync(&sink).await {
+                    if let Err(e) = inner.resync(&queue).await {
                         inner.metrics.broker_error(BrokerOp::Registry);
                         debug!(error = %e, "Resync failed.");
                     }
@@ -370,12 +426,7 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>, sink: Weak<dyn BusSink>, q
             continue;
         }
         match inner.reap_dead(&mut suspects).await {
-            Ok(leaves) if !leaves.is_empty() => {
-                if let Some(sink) = sink.upgrade() {
-                    sink.nodes_died(leaves);
-                }
-            }
-            Ok(_) => {}
+            Ok(leaves) => inner.announce_leaves(&queue, leaves).await,
             Err(e) => {
                 inner.metrics.broker_error(BrokerOp::Heartbeat);
                 debug!(error = %e, "Reaping failed.");

@@ -24,6 +24,7 @@
 //! and removed from it after the room's idempotent leave.
 
 mod inbound;
+mod intent;
 mod liveness;
 mod resync;
 mod subscriber;
@@ -40,11 +41,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wsgate_protocol::bus::Envelope;
 
-use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
+use super::{Broker, BrokerError, BusSink, LocalView, NodeInfo, Route};
 use crate::clock::now_ms;
 use crate::config::{Config, RedisMode};
 use crate::metrics::{BrokerOp, Metrics};
 use crate::redis::{Redis, RedisError, OP_TIMEOUT};
+use intent::Intent;
 use subscriptions::Subscriptions;
 
 /// How long after regaining Redis a node waits before reaping others: the
@@ -63,6 +65,10 @@ struct Inner {
     /// Poll the primary's replica count (`wsgate_redis_replicas`).
     watch_replicas: bool,
     subs: Arc<Subscriptions>,
+    /// The hub, read-only: memberships for resync, rooms for unsubscribes.
+    view: Arc<dyn LocalView>,
+    /// Local users' counts, and the order of live updates and resync.
+    intent: Intent,
     subscribed: AtomicBool,
     heartbeat_ok: AtomicBool,
     /// Catch-ups queued and not yet run (see [`inbound`]).
@@ -79,8 +85,14 @@ pub struct RedisBroker {
 }
 
 impl RedisBroker {
-    /// A broker on `redis`; background work begins at [`Broker::start`].
-    pub fn new(redis: Arc<Redis>, config: &Config, metrics: Arc<Metrics>) -> RedisBroker {
+    /// A broker on `redis` that reads this node's hub through `view`;
+    /// background work begins at [`Broker::start`].
+    pub fn new(
+        redis: Arc<Redis>,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        view: Arc<dyn LocalView>,
+    ) -> RedisBroker {
         metrics
             .redis_wait_replicas
             .set(i64::try_from(config.redis_wait_replicas).unwrap_or(i64::MAX));
@@ -94,6 +106,8 @@ impl RedisBroker {
                 watch_replicas: config.redis_mode == RedisMode::Sentinel
                     || config.redis_wait_replicas > 0,
                 subs: Arc::default(),
+                view,
+                intent: Intent::default(),
                 subscribed: AtomicBool::new(false),
                 heartbeat_ok: AtomicBool::new(false),
                 catch_ups: AtomicU64::new(0),
@@ -174,13 +188,9 @@ fn counted(metrics: &Metrics, op: BrokerOp) -> impl Fn(RedisError) -> BrokerErro
 #[async_trait]
 impl Broker for RedisBroker {
     fn start(&self, sink: Weak<dyn BusSink>) {
-        let queue = inbound::start(self.inner.clone(), sink.clone());
-        tokio::spawn(subscriber::supervise(
-            self.inner.clone(),
-            sink.clone(),
-            queue.clone(),
-        ));
-        tokio::spawn(liveness::heartbeat_loop(self.inner.clone(), sink, queue));
+        let queue = inbound::start(self.inner.clone(), sink);
+        tokio::spawn(subscriber::supervise(self.inner.clone(), queue.clone()));
+        tokio::spawn(liveness::heartbeat_loop(self.inner.clone(), queue));
     }
 
     async fn publish(&self, envelope: &Envelope) -> Result<usize, BrokerError> {
@@ -244,6 +254,9 @@ impl Broker for RedisBroker {
                 .await
             }
         };
+        // In order with resync for this user (see `intent`).
+        let _order = inner.intent.lock(user).await;
+        inner.intent.apply(user, delta);
         let node_side = count(keys.node_users(&inner.node), user.to_owned());
         let user_side = count(keys.user(user), inner.node.clone());
         // Opening: the node's index first, so it always covers the registry;
@@ -379,7 +392,10 @@ impl Broker for RedisBroker {
         if interested {
             self.inner.subs.want(channel).await
         } else {
-            self.inner.subs.unwant(channel);
+            // A first join may have come since the hub's last leave: only
+            // an empty room is unwanted.
+            let view = &self.inner.view;
+            self.inner.subs.unwant(channel, || !view.has_room(room));
             Ok(())
         }
     }

@@ -4,64 +4,59 @@
 //!
 //! Steps: undo what the node registered before (its own index, as a reaper
 //! would), announce the memberships that ended meanwhile, then register the
-//! hub's users and memberships again, node index first and the user or room
-//! side second (the same order as live registrations), then heartbeat.
+//! node's users (each under its lock, in order with live updates: see
+//! `intent`) and the hub's memberships again, node index first and the user
+//! or room side second (the same order as live registrations), then
+//! heartbeat.
 
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
 
 use futures_util::future::join_all;
 use redis::AsyncCommands;
 use tracing::info;
 
+use super::inbound::Queue;
 use super::liveness::undo_registrations;
 use super::Inner;
-use crate::cluster::BusSink;
 use crate::redis::RedisError;
 
 /// Registrations sent at once.
 const CHUNK: usize = 256;
 
 impl Inner {
-    /// Replaces this node's registrations with what its hub holds now.
-    pub(super) async fn resync(&self, sink: &Weak<dyn BusSink>) -> Result<(), RedisError> {
+    /// Replaces this node's registrations with what it holds now: users
+    /// from its own counts (each in order with its live updates, see
+    /// `intent`), memberships from the hub's view. Memberships that ended
+    /// meanwhile are announced ([`Inner::announce_leaves`]).
+    pub(super) async fn resync(&self, queue: &Queue) -> Result<(), RedisError> {
         let r = &self.redis;
         let keys = r.keys();
         let mut conn = r.conn().await?;
         let stale = undo_registrations(r, &mut conn, &self.node).await?;
-        let state = sink.upgrade().map(|k| k.local_state()).unwrap_or_default();
+        let rooms = self.view.rooms();
         // Memberships this node registered before (a restart with the same id,
         // or a Redis outage) that its hub no longer holds have ended: announce them.
         let ended: Vec<(String, String)> = stale
             .into_iter()
             .filter(|(room, user)| {
-                !state
-                    .rooms
+                !rooms
                     .iter()
                     .any(|(r, users)| r == room && users.iter().any(|u| u == user))
             })
             .collect();
-        if !ended.is_empty() {
-            if let Some(sink) = sink.upgrade() {
-                sink.nodes_died(ended);
-            }
-        }
-        let node_users = keys.node_users(&self.node);
-        for chunk in state.users.chunks(CHUNK) {
-            r.timed(conn.hset_multiple::<_, _, _, ()>(&node_users, chunk))
-                .await?;
-            let done = join_all(chunk.iter().map(|(user, n)| {
-                let mut c = conn.clone();
-                let key = keys.user(user);
-                async move { r.timed(c.hset::<_, _, _, i64>(key, &self.node, *n)).await }
+        self.announce_leaves(queue, ended).await;
+        let users = self.intent.users();
+        for chunk in users.chunks(CHUNK) {
+            let done = join_all(chunk.iter().map(|user| {
+                let c = conn.clone();
+                async move { self.register_user(c, user).await }
             }))
             .await;
             for d in done {
                 d?;
             }
         }
-        let memberships: Vec<(&str, &str)> = state
-            .rooms
+        let memberships: Vec<(&str, &str)> = rooms
             .iter()
             .flat_map(|(room, users)| users.iter().map(move |u| (room.as_str(), u.as_str())))
             .collect();
@@ -98,10 +93,35 @@ impl Inner {
         self.heartbeat().await?;
         self.heartbeat_ok.store(true, Ordering::Release);
         info!(
-            users = state.users.len(),
-            rooms = state.rooms.len(),
+            users = users.len(),
+            rooms = rooms.len(),
             "Registered this node in the cluster."
         );
+        Ok(())
+    }
+
+    /// Writes one user's count as this node means it, under the user's
+    /// lock: node side first when it holds connections, last when not.
+    async fn register_user(
+        &self,
+        mut conn: redis::aio::MultiplexedConnection,
+        user: &str,
+    ) -> Result<(), RedisError> {
+        let r = &self.redis;
+        let keys = r.keys();
+        let _order = self.intent.lock(user).await;
+        let n = self.intent.count(user);
+        let (node_users, registry) = (keys.node_users(&self.node), keys.user(user));
+        if n > 0 {
+            r.timed(conn.hset::<_, _, _, i64>(&node_users, user, n))
+                .await?;
+            r.timed(conn.hset::<_, _, _, i64>(&registry, &self.node, n))
+                .await?;
+        } else {
+            r.timed(conn.hdel::<_, _, i64>(&registry, &self.node))
+                .await?;
+            r.timed(conn.hdel::<_, _, i64>(&node_users, user)).await?;
+        }
         Ok(())
     }
 }

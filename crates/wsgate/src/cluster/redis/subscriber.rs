@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -28,7 +28,6 @@ use tracing::{info, warn};
 
 use super::inbound::{Queue, QUEUE_BYTES, QUEUE_LEN};
 use super::{subscriptions, Inner};
-use crate::cluster::BusSink;
 use crate::metrics::BrokerOp;
 use crate::redis::OP_TIMEOUT;
 
@@ -45,11 +44,11 @@ enum LoopEnd {
 }
 
 /// Runs pub/sub connections until shutdown, reconnecting with backoff.
-pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>, queue: Queue) {
+pub(super) async fn supervise(inner: Arc<Inner>, queue: Queue) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let started = Instant::now();
-        let end = connection(&inner, &sink, &queue).await;
+        let end = connection(&inner, &queue).await;
         inner.subscribed.store(false, Ordering::Release);
         inner.mark();
         match end {
@@ -77,7 +76,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, sink: Weak<dyn BusSink>, queue:
     }
 }
 
-async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>, queue: &Queue) -> LoopEnd {
+async fn connection(inner: &Arc<Inner>, queue: &Queue) -> LoopEnd {
     let keys = inner.redis.keys();
     // Any change from here on means this connection may be on a demoted primary.
     let mut primary_changes = inner.redis.primary_changes();
@@ -106,7 +105,7 @@ async fn connection(inner: &Arc<Inner>, sink: &Weak<dyn BusSink>, queue: &Queue)
     // Stops the changes task however this connection ends.
     let _stop_changes = stop.clone().drop_guard();
     let mut changes = tokio::spawn(subscriptions::run(inner.subs.clone(), psink, stop));
-    if let Err(e) = inner.resync(sink).await {
+    if let Err(e) = inner.resync(queue).await {
         return LoopEnd::Disconnected(format!("resync failed: {e}"));
     }
     if inner.reconnected() {

@@ -6,7 +6,8 @@
 //! channel, registers a waiter and wakes the task, then awaits the waiter:
 //! the join reply goes out once `SUBSCRIBE` is confirmed, so it means the
 //! room's traffic is live. A leave ([`Subscriptions::unwant`]) only records
-//! it; the task unsubscribes channels unwanted for [`UNSUBSCRIBE_DEBOUNCE`]
+//! it, and only when the room has no member here at that moment (a last
+//! leave and a first join race: the join's `want` may come first); the task unsubscribes channels unwanted for [`UNSUBSCRIBE_DEBOUNCE`]
 //! in one batch, so a room that empties and refills does not churn. A channel
 //! being unsubscribed leaves the subscribed set before the round trip, so a
 //! join meanwhile waits for the task to subscribe it again (commands on the
@@ -81,9 +82,18 @@ impl Subscriptions {
         }
     }
 
-    /// No longer wants a channel; the task unsubscribes it after the debounce.
-    pub(super) fn unwant(&self, channel: String) {
-        self.lock().wanted.remove(&channel);
+    /// No longer wants a channel if `empty()` (asked under the lock, so a
+    /// first join that wanted it again since the last leave is seen: it
+    /// joined the hub before its [`Subscriptions::want`]); the task
+    /// unsubscribes it after the debounce.
+    pub(super) fn unwant(&self, channel: String, empty: impl FnOnce() -> bool) {
+        {
+            let mut st = self.lock();
+            if !empty() {
+                return;
+            }
+            st.wanted.remove(&channel);
+        }
         self.changed.notify_one();
     }
 
@@ -216,5 +226,23 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_last_leave_after_a_first_join_keeps_the_room_wanted() {
+        let subs = Subscriptions::default();
+        // Not connected: the want is recorded (subscribed at reconnect).
+        assert!(subs.want("room:a".into()).await.is_err());
+        // The stale last leave of an earlier member arrives after the new
+        // member's first join: the room has a member, so it stays wanted.
+        subs.unwant("room:a".into(), || false);
+        assert_eq!(subs.wanted(), vec!["room:a".to_owned()]);
+        subs.unwant("room:a".into(), || true);
+        assert!(subs.wanted().is_empty());
     }
 }
