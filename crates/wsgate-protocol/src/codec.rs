@@ -156,6 +156,7 @@ pub fn decode_client(codec: Codec, bytes: &[u8]) -> Result<ClientRequest, Decode
         "send" => ClientFrame::Send {
             to: fields.name("to", raw.to)?,
             content: fields.content(raw.content)?,
+            id: fields.message_id(raw.id)?,
         },
         "publish" => ClientFrame::Publish {
             room: fields.name("room", raw.room)?,
@@ -312,6 +313,15 @@ impl Fields<'_> {
         }
     }
 
+    /// The optional client-chosen id of a `send`: a UUID string.
+    fn message_id(&mut self, value: Option<Value>) -> Result<Option<String>, DecodeError> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if is_uuid(&s) => Ok(Some(s)),
+            Some(_) => Err(self.err("`id` must be a UUID string (8-4-4-4-12 hex digits)".into())),
+        }
+    }
+
     fn token(&mut self, value: Option<Value>) -> Result<String, DecodeError> {
         match value {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_TOKEN_BYTES => Ok(s),
@@ -319,6 +329,17 @@ impl Fields<'_> {
             None => Err(self.err("`refresh` needs field `token`".into())),
         }
     }
+}
+
+/// Whether `s` is a UUID in its text form: 8-4-4-4-12 hex digits (either
+/// case). The only shape a client-chosen message id may take.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// Why a server frame could not be encoded (a bug or unencodable content).

@@ -21,7 +21,11 @@ pub enum ErrorCode {
     Forbidden,
     /// The connection has joined `max-rooms` rooms already.
     TooManyRooms,
-    /// The cluster cannot take the message now; nothing was stored; retry.
+    /// The recipient's inbox, or this sender's share of it, is full; nothing
+    /// was stored.
+    InboxFull,
+    /// The cluster could not confirm the operation: it may or may not have
+    /// happened; retry (a `send` with the same `id`, which never duplicates).
     Unavailable,
     /// The token expired (or the refresh token is expired).
     TokenExpired,
@@ -31,13 +35,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for metric pre-registration.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownType,
         ErrorCode::MessageTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::Forbidden,
         ErrorCode::TooManyRooms,
+        ErrorCode::InboxFull,
         ErrorCode::Unavailable,
         ErrorCode::TokenExpired,
         ErrorCode::Internal,
@@ -52,6 +57,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::InboxFull => "inbox_full",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Internal => "internal",

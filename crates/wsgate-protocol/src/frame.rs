@@ -88,8 +88,13 @@ pub enum ClientFrame {
     },
     /// Leave a room.
     Leave { room: String },
-    /// Direct message to every connection of user `to`.
-    Send { to: String, content: Content },
+    /// Direct message to every connection of user `to`. A client-chosen `id`
+    /// (a UUID string) makes it idempotent (contract 5.2).
+    Send {
+        to: String,
+        content: Content,
+        id: Option<String>,
+    },
     /// Message to the members of a room.
     Publish { room: String, content: Content },
     /// Message to every connection of the cluster.
@@ -178,6 +183,10 @@ pub struct Reply {
     /// `join` with `since`: whether the messages after `since` follow.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub recovered: Option<bool>,
+    /// `send` with an `id` already stored for that user by this sender: the
+    /// message was neither stored nor delivered again (contract 5.2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub duplicate: Option<bool>,
 }
 
 impl Reply {

@@ -33,6 +33,8 @@ pub fn node_code(e: &NodeError) -> ErrorCode {
     match e {
         NodeError::Forbidden(_) => ErrorCode::Forbidden,
         NodeError::TooManyRooms(_) => ErrorCode::TooManyRooms,
+        NodeError::InboxFull(_) => ErrorCode::InboxFull,
+        NodeError::IdTaken => ErrorCode::BadRequest,
         NodeError::NotConnected
         | NodeError::Cluster(_)
         | NodeError::Inbox(_)
@@ -45,6 +47,8 @@ pub fn node_code(e: &NodeError) -> ErrorCode {
 pub fn node_http(e: &NodeError) -> (StatusCode, &'static str) {
     match node_code(e) {
         ErrorCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ErrorCode::InboxFull => (StatusCode::TOO_MANY_REQUESTS, "inbox_full"),
+        ErrorCode::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
         _ => (StatusCode::FORBIDDEN, "forbidden"),
     }
 }
@@ -53,6 +57,8 @@ pub fn node_http(e: &NodeError) -> (StatusCode, &'static str) {
 pub fn node_grpc(e: &NodeError) -> tonic::Code {
     match node_code(e) {
         ErrorCode::Unavailable => tonic::Code::Unavailable,
+        ErrorCode::InboxFull => tonic::Code::ResourceExhausted,
+        ErrorCode::BadRequest => tonic::Code::InvalidArgument,
         _ => tonic::Code::PermissionDenied,
     }
 }

@@ -160,7 +160,7 @@ pub fn start(
         match backend {
             Backend::Memory(bus) => (
                 Arc::new(bus.broker(&config.node_id)),
-                bus.inbox(config.inbox_max, config.inbox_ttl, metrics.clone()),
+                bus.inbox(inbox::InboxLimits::from_config(&config), metrics.clone()),
                 memory_history(&bus),
             ),
             Backend::FromConfig => match &config.redis_url {
@@ -169,8 +169,7 @@ pub fn start(
                     (
                         Arc::new(bus.broker(&config.node_id)),
                         Arc::new(MemoryInbox::new(
-                            config.inbox_max,
-                            config.inbox_ttl,
+                            inbox::InboxLimits::from_config(&config),
                             metrics.clone(),
                         )),
                         memory_history(&bus),

@@ -104,14 +104,23 @@ async fn offline_messages_wait_in_the_redis_list_until_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_inboxes_keep_inbox_max_and_expire_after_inbox_ttl() {
     let redis = RedisServer::start().await;
-    let cluster = Cluster::start_on(redis, 2, &["--inbox-max", "5", "--inbox-ttl", "2s"]).await;
+    let flags = [
+        "--inbox-max",
+        "5",
+        "--inbox-ttl",
+        "2s",
+        "--inbox-overflow",
+        "drop-oldest",
+    ];
+    let cluster = Cluster::start_on(redis, 2, &flags).await;
     let [n1, n2] = &cluster.nodes[..] else {
         unreachable!()
     };
     let redis = &cluster.redis;
     let mut alice = n1.connect("alice").await;
 
-    // Eight to an offline user: the three oldest are dropped and counted.
+    // Eight to an offline user with `drop-oldest`: the three oldest are
+    // dropped and counted.
     let mut ids = Vec::new();
     for i in 0..8 {
         let reply = alice

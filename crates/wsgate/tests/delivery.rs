@@ -157,9 +157,10 @@ async fn the_replay_comes_before_any_live_message() {
 }
 
 #[tokio::test]
-async fn the_inbox_keeps_at_most_inbox_max_messages() {
+async fn with_drop_oldest_the_inbox_keeps_the_newest_inbox_max_messages() {
     let mut cfg = cfg();
     cfg.inbox_max = 3;
+    cfg.inbox_overflow = wsgate::config::InboxOverflow::DropOldest;
     let node = start(cfg).await;
     let mut alice = node.connect("alice").await;
     for i in 0..5 {

@@ -69,6 +69,7 @@ fn publish_to(target: Target, content: serde_json::Value) -> proto::PublishReque
         target: Some(target),
         content: Some(content::from_json(content)),
         from: String::new(),
+        id: None,
     }
 }
 
@@ -350,11 +351,13 @@ async fn bad_keys_and_bad_arguments_get_their_status_codes() {
             target: None,
             content: Some(content::from_json(json!(1))),
             from: String::new(),
+            id: None,
         },
         proto::PublishRequest {
             target: Some(Target::To("bob".into())),
             content: None,
             from: String::new(),
+            id: None,
         },
         publish_to(Target::To("a b".into()), json!(1)),
         publish_to(Target::Room(String::new()), json!(1)),
@@ -364,6 +367,7 @@ async fn bad_keys_and_bad_arguments_get_their_status_codes() {
             target: Some(Target::To("bob".into())),
             content: Some(content::from_json(json!(1))),
             from: "bad from".into(),
+            id: None,
         },
         proto::PublishRequest {
             target: Some(Target::To("bob".into())),
@@ -371,11 +375,13 @@ async fn bad_keys_and_bad_arguments_get_their_status_codes() {
                 kind: Some(ValueKind::NumberValue(f64::NAN)),
             }),
             from: String::new(),
+            id: None,
         },
         proto::PublishRequest {
             target: Some(Target::To("bob".into())),
             content: Some(prost_types::Value { kind: None }),
             from: String::new(),
+            id: None,
         },
     ];
     for req in bad_publishes {

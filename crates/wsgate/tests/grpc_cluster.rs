@@ -60,6 +60,7 @@ fn publish(target: Target, content: serde_json::Value) -> proto::PublishRequest 
         target: Some(target),
         content: Some(content::from_json(content)),
         from: String::new(),
+        id: None,
     }
 }
 

@@ -57,6 +57,15 @@ fn decodes_every_client_frame_in_both_codecs() {
             ClientFrame::Send {
                 to: "bob".into(),
                 content: json!({"a":[1,2]}),
+                id: None,
+            },
+        ),
+        (
+            json!({"type":"send","to":"bob","content":1,"id":"0190a0b4-7c1e-7d2a-9b3f-0123456789AB"}),
+            ClientFrame::Send {
+                to: "bob".into(),
+                content: json!(1),
+                id: Some("0190a0b4-7c1e-7d2a-9b3f-0123456789AB".into()),
             },
         ),
         (
@@ -141,6 +150,16 @@ fn errors_carry_the_ref_and_the_right_code() {
     assert_eq!(e.r#ref, Some(Ref::Str("x".into())));
     let e = msgpack_req(json!({"type":"send","to":"bob","ref":1})).unwrap_err();
     assert!(e.message.contains("content"), "{}", e.message);
+    for id in [
+        json!("not-a-uuid"),
+        json!(7),
+        json!("0190a0b4-7c1e-7d2a-9b3f-0123456789ABC"),
+    ] {
+        let e =
+            json_req(json!({"type":"send","to":"bob","content":1,"id":id,"ref":2})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{id}");
+        assert!(e.message.contains("UUID"), "{}", e.message);
+    }
 }
 
 #[test]

@@ -122,6 +122,18 @@ mod tests {
                 Code::Unavailable,
             ),
             (
+                NodeError::InboxFull(crate::inbox::Refusal::SenderShare).into(),
+                "inbox_full",
+                429,
+                Code::ResourceExhausted,
+            ),
+            (
+                NodeError::IdTaken.into(),
+                "bad_request",
+                400,
+                Code::InvalidArgument,
+            ),
+            (
                 NodeError::Forbidden("x").into(),
                 "forbidden",
                 403,

@@ -168,6 +168,8 @@ struct PublishBody {
     content: Option<Value>,
     #[serde(default)]
     from: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -246,6 +248,7 @@ pub fn parse_publish_body(bytes: &[u8]) -> Result<PublishRequest, ApiError> {
         broadcast: body.broadcast,
         content: body.content,
         from: body.from,
+        id: body.id,
     }
     .check()
 }
@@ -260,6 +263,9 @@ async fn publish(
     let mut body = json!({"id": published.id});
     if let Some(online) = published.online {
         body["online"] = json!(online);
+    }
+    if published.duplicate {
+        body["duplicate"] = json!(true);
     }
     if let Some(position) = published.position {
         body["epoch"] = json!(position.epoch);

@@ -14,6 +14,7 @@ use crate::api::ApiError;
 use crate::cluster::NodeInfo;
 use crate::config::Config;
 pub use crate::history::PAGE_MAX as HISTORY_PAGE_MAX;
+use crate::inbox::Sender;
 use crate::node::Node;
 use wsgate_protocol::Position;
 
@@ -72,6 +73,8 @@ pub struct PublishRequest {
     /// The sender shown to recipients (`"server"` when absent).
     pub from: String,
     pub content: Value,
+    /// A direct message's client-chosen id (a UUID): idempotent (contract 5.2).
+    pub id: Option<String>,
 }
 
 /// A publish request as a door received it, before it is checked.
@@ -82,6 +85,7 @@ pub struct RawPublish {
     pub broadcast: Option<bool>,
     pub content: Option<Value>,
     pub from: Option<String>,
+    pub id: Option<String>,
 }
 
 impl RawPublish {
@@ -101,10 +105,25 @@ impl RawPublish {
                 ))
             }
         };
+        let id = match (self.id, &target) {
+            (None, _) => None,
+            (Some(id), PublishTarget::User(_)) if wsgate_protocol::codec::is_uuid(&id) => Some(id),
+            (Some(_), PublishTarget::User(_)) => {
+                return Err(ApiError::BadRequest(
+                    "`id` must be a UUID string (8-4-4-4-12 hex digits)".into(),
+                ))
+            }
+            (Some(_), _) => {
+                return Err(ApiError::BadRequest(
+                    "`id` is only for direct messages (`to`)".into(),
+                ))
+            }
+        };
         Ok(PublishRequest {
             target,
             from,
             content,
+            id,
         })
     }
 }
@@ -117,6 +136,9 @@ pub struct Published {
     pub online: Option<bool>,
     /// For a room message: its place in the room's history.
     pub position: Option<Position>,
+    /// For a direct message with an `id` already stored: nothing was
+    /// stored or delivered again.
+    pub duplicate: bool,
 }
 
 /// Publishes a direct, room or broadcast message.
@@ -125,14 +147,18 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published, ApiE
         target,
         from,
         content,
+        id,
     } = req;
     Ok(match target {
         PublishTarget::User(to) => {
-            let (id, online) = node.send_direct(&from, &to, content).await?;
+            let sent = node
+                .send_direct(Sender::Api, &from, &to, content, id)
+                .await?;
             Published {
-                id,
-                online: Some(online),
+                id: sent.id,
+                online: sent.online,
                 position: None,
+                duplicate: sent.duplicate,
             }
         }
         PublishTarget::Room(room) => {
@@ -141,12 +167,14 @@ pub async fn publish(node: &Node, req: PublishRequest) -> Result<Published, ApiE
                 id,
                 online: None,
                 position: Some(position),
+                duplicate: false,
             }
         }
         PublishTarget::Broadcast => Published {
             id: node.broadcast(&from, content).await?,
             online: None,
             position: None,
+            duplicate: false,
         },
     })
 }

@@ -21,6 +21,7 @@ use wsgate_protocol::bus::Envelope;
 use super::{Broker, BrokerError, BusSink, NodeInfo, Route};
 use crate::history::memory::{MemoryHistory, RoomFanout};
 use crate::inbox::memory::MemoryInbox;
+use crate::inbox::InboxLimits;
 use crate::metrics::Metrics;
 
 #[derive(Default)]
@@ -92,9 +93,9 @@ impl MemoryBus {
     /// The inbox shared by every node on this bus. The first node to ask
     /// creates it with its limits and metrics (drops for `inbox-ttl` are
     /// counted there; trims are counted by the storing node).
-    pub fn inbox(&self, max: usize, ttl: Duration, metrics: Arc<Metrics>) -> Arc<MemoryInbox> {
+    pub fn inbox(&self, limits: InboxLimits, metrics: Arc<Metrics>) -> Arc<MemoryInbox> {
         self.inbox
-            .get_or_init(|| Arc::new(MemoryInbox::new(max, ttl, metrics)))
+            .get_or_init(|| Arc::new(MemoryInbox::new(limits, metrics)))
             .clone()
     }
 

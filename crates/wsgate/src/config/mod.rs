@@ -18,11 +18,13 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+mod limits;
 pub mod parse;
 mod proxies;
 mod settings;
 pub mod table;
 
+pub use limits::{parse_percent, parse_size, InboxOverflow};
 pub use parse::parse_duration;
 use parse::Raw;
 pub use proxies::{Cidr, ProxyProtocol, TrustedProxies};

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::table::Setting;
 use super::{
-    split_urls, ConfigError, LogFormat, OriginPolicy, ProxyProtocol, RedisMode, TrustedProxies,
+    limits, split_urls, ConfigError, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
+    TrustedProxies,
 };
 
 /// One setting's raw value after precedence: given, else its default.
@@ -281,4 +282,27 @@ pub fn log_level(raw: Raw) -> Result<String, ConfigError> {
     }
     tracing_subscriber::EnvFilter::try_new(text).map_err(|e| raw.invalid(text, e.to_string()))?;
     Ok(text.to_owned())
+}
+
+/// A size in bytes, greater than zero: `512`, `64KiB`, `1MiB`.
+pub fn size(raw: Raw) -> Result<usize, ConfigError> {
+    let text = raw.text();
+    match limits::parse_size(text) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(raw.invalid(text, "expected a size like 512, 64KiB, 1MiB")),
+    }
+}
+
+/// A percentage, `0%` to `100%`, as a fraction.
+pub fn percent(raw: Raw) -> Result<f64, ConfigError> {
+    let text = raw.text();
+    limits::parse_percent(text)
+        .ok_or_else(|| raw.invalid(text, "expected a percentage from 0% to 100%, like 10%"))
+}
+
+/// `reject` or `drop-oldest`.
+pub fn inbox_overflow(raw: Raw) -> Result<limits::InboxOverflow, ConfigError> {
+    let text = raw.text();
+    limits::InboxOverflow::parse(text)
+        .ok_or_else(|| raw.invalid(text, "expected reject or drop-oldest"))
 }

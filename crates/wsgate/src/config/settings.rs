@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use super::table::{settings, Setting};
 use super::{
-    parse, ConfigError, LogFormat, OriginPolicy, ProxyProtocol, RedisMode, TrustedProxies, Values,
+    parse, ConfigError, InboxOverflow, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
+    TrustedProxies, Values,
 };
 
 settings! {
@@ -81,8 +82,16 @@ settings! {
     pong_timeout: Duration = duration("10s");
     /// A live direct message not acked this long is sent again from the inbox.
     ack_timeout: Duration = duration("10s");
-    /// Messages kept per offline user; oldest dropped first.
+    /// Unacked messages kept per user; when full, see --inbox-overflow.
     inbox_max: usize = positive("1000");
+    /// Bytes of unacked messages kept per user (their size as stored).
+    inbox_max_bytes: usize = size("1MiB");
+    /// Unacked messages one sender may have in one user's inbox; server API sends are exempt.
+    inbox_max_per_sender: usize = positive("100");
+    /// When an inbox is full: `reject` (the sender gets inbox_full) or `drop-oldest` (counted as trimmed).
+    inbox_overflow: InboxOverflow = inbox_overflow("reject");
+    /// Share of Redis maxmemory kept for cluster state: above the rest, direct message stores are refused with unavailable.
+    redis_memory_reserve: f64 = percent("10%");
     /// Inbox expiry, renewed on every store.
     inbox_ttl: Duration = duration("7d");
     /// Room messages kept per room for recovery; 0 = no history (offsets are still assigned).

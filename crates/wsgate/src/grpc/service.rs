@@ -110,6 +110,7 @@ impl Gateway for GatewayService {
             let mut raw = RawPublish {
                 content: content::to_json(body.content)?,
                 from: present(body.from),
+                id: body.id,
                 ..RawPublish::default()
             };
             match body.target {
@@ -128,6 +129,7 @@ impl Gateway for GatewayService {
                 online: published.online,
                 epoch,
                 offset,
+                duplicate: published.duplicate,
             })
         })
         .await

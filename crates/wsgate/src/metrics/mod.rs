@@ -59,6 +59,34 @@ impl RejectReason {
     }
 }
 
+/// Why an inbox store was refused, for `wsgate_inbox_refused_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxRefused {
+    Full,
+    SenderShare,
+    Bytes,
+    RedisMemory,
+}
+
+impl InboxRefused {
+    const ALL: [InboxRefused; 4] = [
+        InboxRefused::Full,
+        InboxRefused::SenderShare,
+        InboxRefused::Bytes,
+        InboxRefused::RedisMemory,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InboxRefused::Full => "full",
+            InboxRefused::SenderShare => "sender_share",
+            InboxRefused::Bytes => "bytes",
+            InboxRefused::RedisMemory => "redis_memory",
+        }
+    }
+}
+
 /// A broker operation, for `wsgate_broker_errors_total{op}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerOp {
@@ -170,6 +198,7 @@ pub struct Metrics {
     pub inbox_acked: IntCounter,
     pub inbox_dropped_trimmed: IntCounter,
     pub inbox_dropped_expired: IntCounter,
+    inbox_refused: Vec<IntCounter>,
     pub broker_published: IntCounter,
     pub broker_received: IntCounter,
     broker_errors: Vec<IntCounter>,
@@ -288,6 +317,12 @@ impl Metrics {
             "Inbox messages dropped unacked, by reason.",
             "reason",
         )?;
+        let refused = counter_vec(
+            &r,
+            "wsgate_inbox_refused_total",
+            "Direct messages refused by the recipient's inbox, by reason.",
+            "reason",
+        )?;
         let broker_errors = counter_vec(
             &r,
             "wsgate_broker_errors_total",
@@ -392,6 +427,10 @@ impl Metrics {
             )?,
             inbox_dropped_trimmed: dropped.with_label_values(&["trimmed"]),
             inbox_dropped_expired: dropped.with_label_values(&["expired"]),
+            inbox_refused: InboxRefused::ALL
+                .iter()
+                .map(|r| refused.with_label_values(&[r.as_str()]))
+                .collect(),
             broker_published: counter(
                 &r,
                 "wsgate_broker_published_total",
@@ -497,6 +536,10 @@ impl Metrics {
     pub fn bus_lag(&self, sent_ms: u64) {
         let lag_ms = crate::clock::now_ms().saturating_sub(sent_ms);
         self.bus_lag.observe(lag_ms as f64 / 1000.0);
+    }
+
+    pub fn inbox_refused(&self, reason: InboxRefused) {
+        self.inbox_refused[reason as usize].inc();
     }
 
     pub fn broker_error(&self, op: BrokerOp) {

@@ -140,21 +140,7 @@ impl BusSink for Node {
         let users = self.hub.users();
         futures_util::stream::iter(users)
             .for_each_concurrent(CATCH_UP_CONCURRENCY, |(user, _)| async move {
-                match self.inbox.pending(&user).await {
-                    Ok(messages) => {
-                        self.metrics.inbox_replayed.inc_by(messages.len() as u64);
-                        for mut m in messages {
-                            m.replay = true;
-                            let frame = ServerFrame::Message(m);
-                            let out = Outgoing::message(frame, Kind::Direct, now_ms());
-                            self.hub.to_user(&user, &out);
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.broker_error(BrokerOp::Inbox);
-                        debug!(user = %user, error = %e, "Inbox catch-up failed; the messages stay stored.");
-                    }
-                }
+                self.catch_up_inbox(&user).await;
             })
             .await;
         let rooms = self.hub.room_positions();
@@ -167,6 +153,41 @@ impl BusSink for Node {
 }
 
 impl Node {
+    /// Queues a local user's unacked messages (`replay: true`) for their
+    /// connections, read page by page (each page at most
+    /// [`crate::inbox::PAGE_MESSAGES`]); the outboxes' bound applies (a
+    /// connection that cannot take them is closed with 1013 and replays at
+    /// its reconnect).
+    async fn catch_up_inbox(&self, user: &str) {
+        let mut after = 0;
+        loop {
+            let page = match self.inbox.page(user, after).await {
+                Ok(page) => page,
+                Err(e) => {
+                    self.metrics.broker_error(BrokerOp::Inbox);
+                    debug!(user = %user, error = %e, "Inbox catch-up failed; the messages stay stored.");
+                    return;
+                }
+            };
+            self.metrics
+                .inbox_replayed
+                .inc_by(page.messages.len() as u64);
+            for mut m in page.messages {
+                m.replay = true;
+                let frame = ServerFrame::Message(m);
+                let out = Outgoing::message(frame, Kind::Direct, now_ms());
+                if self.hub.to_user(user, &out) == 0 {
+                    // Every connection of the user is gone or closing.
+                    return;
+                }
+            }
+            match page.next {
+                Some(next) => after = next,
+                None => return,
+            }
+        }
+    }
+
     /// Sends a room's local members the kept messages after `last` (what
     /// this node missed while off the bus), page by page, at most
     /// `history-size`. Stops at a new epoch (the history before it is gone).

@@ -40,8 +40,8 @@ use crate::cluster::{Broker, BrokerError, BusSink, NodeInfo};
 use crate::config::Config;
 use crate::history::{History, HistoryError};
 use crate::hub::{Conn, Hub};
-use crate::inbox::{Inbox, InboxError};
-use crate::metrics::{BrokerOp, Metrics};
+use crate::inbox::{Inbox, InboxError, Page, Refusal, Sender, Stored};
+use crate::metrics::{BrokerOp, InboxRefused, Metrics};
 
 /// Why the node refused or could not do a request. [`crate::errors`] maps
 /// each to its protocol error code and HTTP status, in one place.
@@ -57,10 +57,26 @@ pub enum NodeError {
     Cluster(#[source] BrokerError),
     #[error("the inbox could not confirm this; retry with the same id")]
     Inbox(#[source] InboxError),
+    #[error("the recipient's inbox is full ({}); nothing was stored", .0.as_str())]
+    InboxFull(Refusal),
+    #[error("this message id was already used by another sender for this user")]
+    IdTaken,
     #[error("the room history could not confirm this; retry")]
     History(#[source] HistoryError),
     #[error("the room history moved on during the recovery; join again")]
     HistoryGap,
+}
+
+/// What a direct send did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub id: String,
+    /// Whether the recipient had a connection anywhere; `None` for a duplicate
+    /// (nothing was delivered now).
+    pub online: Option<bool>,
+    /// The same sender already stored this id, unacked: nothing was stored
+    /// or delivered again.
+    pub duplicate: bool,
 }
 
 /// One wsgate process's message logic.
@@ -136,21 +152,38 @@ impl Node {
         }
     }
 
-    /// A direct message: stored in the recipient's inbox, then delivered live to
-    /// their connections on every node. Returns the id and whether they are online.
+    /// A direct message: stored in the recipient's inbox within its limits,
+    /// then delivered live to their connections on every node. `id` is the
+    /// client's (idempotent: a repeat from the same sender while unacked is
+    /// a duplicate, neither stored nor delivered again); `None` = a new UUIDv7.
     pub async fn send_direct(
         &self,
+        sender: Sender<'_>,
         from: &str,
         to: &str,
         content: Content,
-    ) -> Result<(String, bool), NodeError> {
+        id: Option<String>,
+    ) -> Result<Sent, NodeError> {
         let mut message = self.new_message(Kind::Direct, from, content);
+        if let Some(id) = id {
+            message.id = id;
+        }
         message.to = Some(to.to_owned());
-        let trimmed = self.inbox.store(to, &message).await.map_err(|e| {
-            self.metrics.broker_error(BrokerOp::Inbox);
-            debug!(error = %e, "Inbox store failed.");
-            NodeError::Inbox(e)
-        })?;
+        let stored = self
+            .inbox
+            .store(to, sender, &message)
+            .await
+            .map_err(|e| self.inbox_error(e))?;
+        let trimmed = match stored {
+            Stored::New { trimmed } => trimmed,
+            Stored::Duplicate => {
+                return Ok(Sent {
+                    id: message.id,
+                    online: None,
+                    duplicate: true,
+                })
+            }
+        };
         self.metrics.inbox_stored.inc();
         self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
         self.metrics.published(Kind::Direct);
@@ -162,8 +195,37 @@ impl Node {
                 None,
             )
             .await;
-        // Stored already: a failed live publish is replayed from the inbox later.
-        Ok((id, sent.local > 0 || sent.remote.unwrap_or(0) > 0))
+        // Stored already: a failed live publish is replayed from the inbox
+        // at the next connect or bus catch-up (counted by `emit`).
+        Ok(Sent {
+            id,
+            online: Some(sent.local > 0 || sent.remote.unwrap_or(0) > 0),
+            duplicate: false,
+        })
+    }
+
+    /// Maps (and counts) a failed inbox store.
+    fn inbox_error(&self, e: InboxError) -> NodeError {
+        match e {
+            InboxError::Refused(r) => {
+                self.metrics.inbox_refused(match r {
+                    Refusal::Full => InboxRefused::Full,
+                    Refusal::SenderShare => InboxRefused::SenderShare,
+                    Refusal::Bytes => InboxRefused::Bytes,
+                });
+                NodeError::InboxFull(r)
+            }
+            InboxError::IdTaken => NodeError::IdTaken,
+            InboxError::RedisMemory => {
+                self.metrics.inbox_refused(InboxRefused::RedisMemory);
+                NodeError::Inbox(e)
+            }
+            e => {
+                self.metrics.broker_error(BrokerOp::Inbox);
+                debug!(error = %e, "Inbox store failed.");
+                NodeError::Inbox(e)
+            }
+        }
     }
 
     /// A message to every connection of the cluster.
@@ -189,9 +251,22 @@ impl Node {
         })
     }
 
-    /// The user's unacked direct messages, oldest first (the replay).
-    pub async fn pending(&self, user: &str) -> Result<Vec<MessageFrame>, NodeError> {
-        self.inbox.pending(user).await.map_err(|e| {
+    /// One page of the user's unacked direct messages after `after`
+    /// (0 = the start), oldest first: the replay reads the inbox this way.
+    pub async fn inbox_page(&self, user: &str, after: u64) -> Result<Page, NodeError> {
+        self.inbox.page(user, after).await.map_err(|e| {
+            self.metrics.broker_error(BrokerOp::Inbox);
+            NodeError::Inbox(e)
+        })
+    }
+
+    /// The still-unacked messages among `ids` (ack redelivery).
+    pub async fn inbox_get(
+        &self,
+        user: &str,
+        ids: &[String],
+    ) -> Result<Vec<MessageFrame>, NodeError> {
+        self.inbox.get(user, ids).await.map_err(|e| {
             self.metrics.broker_error(BrokerOp::Inbox);
             NodeError::Inbox(e)
         })

@@ -1,8 +1,11 @@
 //! The connections to Redis: one multiplexed command connection shared by
 //! every task, every call bounded by [`OP_TIMEOUT`]; a dedicated connection
 //! for stores that wait for replicas (`WAIT` blocks the connection it runs
-//! on, so it never shares the main one); and dedicated pub/sub connections
-//! for the broker's subscriber.
+//! on, so it never shares the main one); a bulk connection for inbox pages
+//! and other large reads ([`Redis::bulk_conn`]), so a large reply never
+//! queues the latency-critical commands (heartbeat, registry, publish) behind
+//! it on the shared one; and dedicated pub/sub connections for the broker's
+//! subscriber.
 //!
 //! Where they go depends on `--redis-mode` ([`Target`]): `single` connects to
 //! the URL; `sentinel` asks the Sentinels for the primary of
@@ -87,6 +90,8 @@ pub struct Redis {
     /// The shared command connection and the one for replica-confirmed stores.
     shared: Mutex<Option<MultiplexedConnection>>,
     durable: Mutex<Option<MultiplexedConnection>>,
+    /// The connection for bulk reads (inbox pages).
+    bulk: Mutex<Option<MultiplexedConnection>>,
     /// One connect at a time (the others then reuse its connection).
     connecting: tokio::sync::Mutex<()>,
     primary_changes: watch::Sender<u64>,
@@ -160,6 +165,7 @@ impl Redis {
             target,
             shared: Mutex::new(None),
             durable: Mutex::new(None),
+            bulk: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             primary_changes: watch::Sender::new(0),
             follows_failover: config.redis_mode == RedisMode::Sentinel,
@@ -217,6 +223,12 @@ impl Redis {
     /// connection it runs on until the replicas answer).
     pub async fn durable_conn(&self) -> Result<MultiplexedConnection, RedisError> {
         self.connection(&self.durable).await
+    }
+
+    /// The connection for bulk reads (inbox pages, redelivery reads): their
+    /// replies never delay the commands on [`Redis::conn`].
+    pub async fn bulk_conn(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.connection(&self.bulk).await
     }
 
     async fn connection(
@@ -280,7 +292,9 @@ impl Redis {
     /// Drops the connections; the next command reconnects (asking the
     /// Sentinels again) and the subscriber reconnects too.
     pub fn reset(&self) {
-        let had = lock(&self.shared).take().is_some() | lock(&self.durable).take().is_some();
+        let had = lock(&self.shared).take().is_some()
+            | lock(&self.durable).take().is_some()
+            | lock(&self.bulk).take().is_some();
         if had && self.follows_failover {
             self.primary_changes.send_modify(|n| *n += 1);
         }

@@ -51,9 +51,31 @@ impl Keys {
 
     // --- A user's slot.
 
-    /// `{p}:inbox:{user}` (list): unacked direct messages.
+    /// `{p}:inbox:{user}` (list of `"SEQ ID"`): the order of the unacked
+    /// direct messages.
     pub fn inbox(&self, user: &str) -> String {
         self.tagged("inbox", user)
+    }
+
+    /// `{p}:inbox-msgs:{user}` (hash id → `sender|msgpack`): the messages.
+    pub fn inbox_msgs(&self, user: &str) -> String {
+        self.tagged("inbox-msgs", user)
+    }
+
+    /// `{p}:inbox-meta:{user}` (hash): `bytes`, `s:SENDER` counts, `seq`.
+    pub fn inbox_meta(&self, user: &str) -> String {
+        self.tagged("inbox-meta", user)
+    }
+
+    /// The four keys of one user's inbox, in the order every inbox script
+    /// takes them (`crate::redis::scripts::inbox`).
+    pub fn inbox_keys(&self, user: &str) -> [String; 4] {
+        [
+            self.inbox(user),
+            self.inbox_msgs(user),
+            self.inbox_meta(user),
+            self.inbox_expiry(user),
+        ]
     }
 
     /// `{p}:inbox-expiry:{user}` (string, ms): when the inbox expires.
@@ -137,6 +159,8 @@ mod tests {
         let k = Keys::new("wsgate");
         assert_eq!(k.inbox("alice"), "wsgate:inbox:{alice}");
         assert_eq!(k.inbox_expiry("alice"), "wsgate:inbox-expiry:{alice}");
+        assert_eq!(k.inbox_msgs("alice"), "wsgate:inbox-msgs:{alice}");
+        assert_eq!(k.inbox_meta("alice"), "wsgate:inbox-meta:{alice}");
         assert_eq!(k.user("alice"), "wsgate:user:{alice}");
         assert_eq!(k.members("lobby"), "wsgate:members:{lobby}");
         assert_eq!(k.member_nodes("lobby"), "wsgate:member-nodes:{lobby}");

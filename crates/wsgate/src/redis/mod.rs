@@ -14,7 +14,9 @@
 //! | `{p}:node:{node}` | channel | node | traffic for the node's users (direct, typing, receipts, disconnects) |
 //! | `{p}:room:{room}` | channel | room | room messages, presence, typing; subscribed while the room has a member on the node |
 //! | `{p}:broadcast` | channel | global | cluster broadcast |
-//! | `{p}:inbox:{user}` | list | user | unacked direct messages, `id\|msgpack` |
+//! | `{p}:inbox:{user}` | list | user | the order of the unacked direct messages: `SEQ ID` |
+//! | `{p}:inbox-msgs:{user}` | hash | user | id → `sender\|msgpack`: the unacked direct messages |
+//! | `{p}:inbox-meta:{user}` | hash | user | `bytes`, `s:SENDER` (per-sender counts), `seq`: the inbox's quotas |
 //! | `{p}:inbox-expiry:{user}` | string | user | the inbox's expiry, ms (Redis time) |
 //! | `{p}:user:{user}` | hash | user | node → connections of the user there: the routing registry |
 //! | `{p}:members:{room}` | hash | room | user → number of nodes holding a member connection |

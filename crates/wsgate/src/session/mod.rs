@@ -16,6 +16,7 @@
 mod close;
 pub mod limits;
 mod recovery;
+mod replay;
 mod requests;
 
 use std::collections::VecDeque;
@@ -60,6 +61,8 @@ enum End {
     Client(Option<u16>),
     /// The socket failed or vanished without a close frame.
     Abnormal,
+    /// Closed with 1013 because the inbox could not be read for the replay.
+    InboxUnavailable,
 }
 
 /// One request's result: a reply, nothing, or an error.
@@ -187,6 +190,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 None => metrics.disconnect_by_client(),
             },
             End::Abnormal => metrics.disconnect(None),
+            // Not a slow consumer: counted as a 1013 close (and the failed
+            // read as a broker error).
+            End::InboxUnavailable => metrics.disconnect(Some(CloseCode::TryAgainLater)),
         }
         debug!(
             user = %self.conn.user,
@@ -211,8 +217,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn serve(&mut self) -> End {
         self.queue(&self.welcome());
-        Box::pin(self.replay(None)).await;
-        if let Err(end) = Box::pin(self.flush()).await {
+        if let Err(end) = Box::pin(self.replay()).await {
             return end;
         }
         loop {
@@ -364,31 +369,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 due.push(id.clone());
                 self.unacked.pop_front();
             }
-            self.replay(Some(&due)).await;
+            self.redeliver(&due).await;
         }
         Ok(())
-    }
-
-    /// Queues the inbox (or, with `only`, the still-unacked messages among
-    /// those ids) with `replay: true`.
-    async fn replay(&mut self, only: Option<&[String]>) {
-        let pending = match self.env.node.pending(&self.conn.user).await {
-            Ok(p) => p,
-            Err(e) => {
-                debug!(error = %e, "Inbox replay failed; messages stay stored.");
-                return;
-            }
-        };
-        let mut n = 0;
-        for mut m in pending {
-            if only.is_some_and(|ids| !ids.contains(&m.id)) {
-                continue;
-            }
-            m.replay = true;
-            self.queue(&ServerFrame::Message(m));
-            n += 1;
-        }
-        self.env.metrics.inbox_replayed.inc_by(n);
     }
 
     async fn on_read(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {

@@ -11,6 +11,7 @@ use wsgate_protocol::{ClientFrame, ClientRequest, Reply, ServerFrame, Target};
 use super::recovery::Recovery;
 use super::{token_deadline, Handled, Session};
 use crate::errors::RequestError;
+use crate::inbox::Sender;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn handle(&mut self, request: ClientRequest) -> Handled {
@@ -54,10 +55,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.rooms.retain(|r| **r != *room);
                 reply.room = Some(room);
             }
-            ClientFrame::Send { to, content } => {
-                let (id, online) = node.send_direct(&user, &to, content).await?;
-                reply.id = Some(id);
-                reply.online = Some(online);
+            ClientFrame::Send { to, content, id } => {
+                let sent = node
+                    .send_direct(Sender::User(&user), &user, &to, content, id)
+                    .await?;
+                reply.id = Some(sent.id);
+                reply.online = sent.online;
+                reply.duplicate = sent.duplicate.then_some(true);
             }
             ClientFrame::Publish { room, content } => {
                 let (id, position) = node

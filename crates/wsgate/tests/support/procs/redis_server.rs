@@ -41,6 +41,12 @@ impl RedisServer {
         .await
     }
 
+    /// Starts Redis without persistence and with these extra flags (e.g.
+    /// `--maxmemory 30mb`).
+    pub async fn start_flags(extra: &[&str]) -> RedisServer {
+        Self::start_args(false, extra.iter().map(|s| s.to_string()).collect()).await
+    }
+
     async fn start_args(aof: bool, extra: Vec<String>) -> RedisServer {
         require("redis-server", "redis-server");
         let mut redis = RedisServer {
@@ -137,14 +143,16 @@ impl RedisServer {
             .expect("connect to the test redis")
     }
 
-    /// `LLEN wsgate:inbox:{user}` (the user in a hash tag: `wsgate:inbox:{alice}`).
+    /// Unacked messages in a user's inbox: `HLEN wsgate:inbox-msgs:{user}`
+    /// (the user in a hash tag). The list `wsgate:inbox:{user}` keeps their
+    /// order and may still hold acked ids until they reach its head.
     pub async fn inbox_len(&self, user: &str) -> u64 {
         let mut conn = self.conn().await;
-        redis::cmd("LLEN")
-            .arg(format!("wsgate:inbox:{{{user}}}"))
+        redis::cmd("HLEN")
+            .arg(format!("wsgate:inbox-msgs:{{{user}}}"))
             .query_async(&mut conn)
             .await
-            .expect("LLEN")
+            .expect("HLEN")
     }
 }
 

@@ -132,7 +132,11 @@ impl WsgateProc {
             .open(&self.log)
             .expect("node log file");
         self.starts += 1;
-        let child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        // `WSGATE_TEST_BIN` runs the test against another build (e.g. the
+        // previous release, to see a new test fail there).
+        let bin = std::env::var("WSGATE_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wsgate").to_owned());
+        let child = Command::new(bin)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
