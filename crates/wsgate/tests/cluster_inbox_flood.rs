@@ -156,7 +156,9 @@ async fn unknown_acks_against_a_full_inbox_leave_nodes_ready() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    assert_eq!(cluster.redis.inbox_len("target").await, 1000);
+    let stored = cluster.nodes[0].metric("wsgate_inbox_stored_total").await
+        + cluster.nodes[1].metric("wsgate_inbox_stored_total").await;
+    assert_eq!(stored, 1000.0);
     let before = ping_latency(&cluster.redis, 200).await;
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_ready(&cluster, stop.clone());
