@@ -5,6 +5,12 @@
 //! message whose sender got `ok`; a burst of acks of unknown ids against a
 //! full inbox must leave every node ready too (each ack is O(1)).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

@@ -5,6 +5,12 @@
 //! or is closed with 1013 (the inbox could not be read): it never goes on
 //! live without it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 

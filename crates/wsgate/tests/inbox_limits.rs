@@ -5,6 +5,12 @@
 //! taken by another sender (`bad_request`), the server API's `id` and its
 //! 429 for `inbox_full`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 #[macro_use]
 mod support;
 
