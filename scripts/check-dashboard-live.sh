@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${DEPLOY_VENV:-$ROOT/.venv-deploy}
-BIN=$ROOT/target/debug/wsgate
+BIN=${WSGATE_BIN:-$ROOT/target/debug/wsgate}
 DASH=$ROOT/helm/wsgate/dashboards/wsgate.json
 RULES=$ROOT/helm/wsgate/rules/wsgate-alerts.yaml
 API_KEY=testkey

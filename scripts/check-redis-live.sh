@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${DEPLOY_VENV:-$ROOT/.venv-deploy}
-BIN=$ROOT/target/debug/wsgate
+BIN=${WSGATE_BIN:-$ROOT/target/debug/wsgate}
 PIP_PACKAGES=(helm-python-sdk==0.2.2 pyyaml==6.0.3)
 
 log() { printf '%s\n' "$*" >&2; }
