@@ -32,6 +32,12 @@
 //!     bounded queues: it stays connected while its owner does other things,
 //!     and can be read and written from one `select!`.
 //!
+//! - [`Session`]: a connection that comes back by itself: reconnects with
+//!   [`Backoff`] (falling over to the next endpoint), re-joins its rooms with
+//!   `since`, tells the application [`SessionEvent::Recovered`] /
+//!   [`SessionEvent::NotRecovered`] per room, drops repeats, and sends
+//!   direct messages with an id, retrying `unavailable` with that same id.
+//!
 //! [`Dedupe`] drops replayed duplicates by id; [`RoomPositions`] remembers
 //! each room's `{epoch, offset}`, drops room repeats by offset and gives the
 //! `join`s with `since` to send after a reconnect (room recovery). Every read takes a timeout
@@ -40,19 +46,23 @@
 //! generation run against plain TCP.
 
 mod background;
+mod backoff;
 mod client;
 mod dedupe;
 mod error;
 mod options;
 mod positions;
 pub mod raw;
+mod session;
 
 pub use background::{Background, Event};
+pub use backoff::Backoff;
 pub use client::{Client, Welcome};
 pub use dedupe::Dedupe;
 pub use error::{ClientError, CloseInfo};
 pub use options::{Options, DEFAULT_TIMEOUT};
 pub use positions::RoomPositions;
+pub use session::{Session, SessionEvent, SessionOptions};
 pub use wsgate_protocol::{
     Codec, ErrorCode, Kind, MessageFrame, Position, PresenceEvent, Ref, Reply, ServerFrame,
 };
