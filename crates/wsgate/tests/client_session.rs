@@ -135,9 +135,14 @@ async fn standalone_a_dropped_session_rejoins_and_recovers_what_it_missed() {
     let m = alice.next_message(T).await.unwrap();
     assert_eq!((m.offset, m.replay), (Some(7), false), "then live");
 
-    // send carries an id and works on the new connection.
+    // send carries an id and works on the new connection; the same id
+    // again (what a retry after `unavailable` sends) is a duplicate, not a
+    // second message.
     let reply = alice.send("bob", json!("hi")).await.unwrap();
-    assert!(reply.ok && reply.id.is_some());
+    let id = reply.id.clone().expect("the reply names the id");
+    assert!(reply.ok && reply.duplicate != Some(true));
+    let again = alice.send_with_id("bob", json!("hi"), &id).await.unwrap();
+    assert_eq!((again.ok, again.duplicate), (true, Some(true)));
     let m = bob
         .next_frame_where(
             T,
@@ -149,6 +154,8 @@ async fn standalone_a_dropped_session_rejoins_and_recovers_what_it_missed() {
         unreachable!()
     };
     assert_eq!((m.content, m.from.as_str()), (json!("hi"), "alice"));
+    assert_eq!(m.id, id, "the client's id");
+    bob.ack(&m.id).await.unwrap();
 }
 
 #[tokio::test]
