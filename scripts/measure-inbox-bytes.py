@@ -5,8 +5,9 @@
 
 Starts redis-server and one wsgate node on free loopback ports, publishes N
 messages of S bytes (a JSON string of S 'x') to an offline user through the
-server API, and prints the entry size (LINDEX), MEMORY USAGE of the list and
-of the user's other inbox keys, per message.
+server API (--inbox-max N, --inbox-max-bytes 64MiB so that only the count
+limits), and prints the entry size and MEMORY USAGE of the user's inbox keys
+(order list, message hash, counts, expiry), per message.
 """
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 
@@ -21,7 +22,7 @@ work = tempfile.mkdtemp()
 rp = free_port(); pub = free_port(); adm = free_port()
 redis = subprocess.Popen(["redis-server", "--port", str(rp), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work], stdout=subprocess.DEVNULL)
 time.sleep(0.5)
-node = subprocess.Popen([binary, "--redis-url", f"redis://127.0.0.1:{rp}", "--listen", f"127.0.0.1:{pub}", "--admin-listen", f"127.0.0.1:{adm}", "--allow-anonymous", "--api-key", "k", "--inbox-max", str(n), "--node-id", "m1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+node = subprocess.Popen([binary, "--redis-url", f"redis://127.0.0.1:{rp}", "--listen", f"127.0.0.1:{pub}", "--admin-listen", f"127.0.0.1:{adm}", "--allow-anonymous", "--api-key", "k", "--inbox-max", str(n), "--inbox-max-bytes", "64MiB", "--node-id", "m1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     for _ in range(100):
         try:
@@ -37,14 +38,18 @@ try:
                 data=json.dumps({"to": user, "content": content, "from": "alice"}).encode(),
                 headers={"Authorization": "Bearer k", "Content-Type": "application/json"})
             urllib.request.urlopen(req, timeout=5).read()
-        key = f"wsgate:inbox:{{{user}}}"
-        raw = subprocess.run(["redis-cli", "-p", str(rp), "--raw", "LINDEX", key, "0"], capture_output=True).stdout.rstrip(b"\n")
-        llen = int(cli(rp, "LLEN", key))
-        mem = int(cli(rp, "MEMORY", "USAGE", key, "SAMPLES", "0"))
-        others = {k.decode(): cli(rp, "MEMORY", "USAGE", k.decode(), "SAMPLES", "0").strip().decode()
-                  for k in cli(rp, "--raw", "KEYS", f"*{user}*").split() if k.decode() != key}
-        print(f"content {size} B: {llen} entries, entry {len(raw)} B (content + {len(raw) - size - 2}), "
-              f"list MEMORY USAGE {mem} B = {mem / llen:.0f} B/message ({mem / llen - size:.0f} over the content); other keys {others}")
+        # Layout (crates/wsgate/src/redis/scripts/inbox.rs): the order list
+        # inbox, the hash inbox-msgs (id -> entry), inbox-meta, inbox-expiry.
+        msgs = f"wsgate:inbox-msgs:{{{user}}}"
+        ids = [i.decode() for i in cli(rp, "--raw", "HKEYS", msgs).split()]
+        raw = subprocess.run(["redis-cli", "-p", str(rp), "--raw", "HGET", msgs, ids[0]],
+                             capture_output=True).stdout.rstrip(b"\n")
+        keys = [k.decode() for k in cli(rp, "--raw", "KEYS", f"*{{{user}}}*").split()]
+        usage = {k: int(cli(rp, "MEMORY", "USAGE", k, "SAMPLES", "0")) for k in keys}
+        total = sum(usage.values())
+        print(f"content {size} B: {len(ids)} messages, entry {len(raw)} B (content + {len(raw) - size - 2}); "
+              f"MEMORY USAGE of the user's keys {total} B = {total / len(ids):.0f} B/message "
+              f"({total / len(ids) - size:.0f} over the content): {usage}")
 finally:
     node.terminate(); node.wait(); redis.terminate(); redis.wait()
     subprocess.run(["rm", "-rf", work])
