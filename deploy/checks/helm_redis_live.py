@@ -187,7 +187,8 @@ def main():
         # is whatever they agree on now.
         promoted = until("the Sentinels agree", lambda: stable_primary(pods, first), seconds=60)
         new = name_of(promoted)
-        contents = redis_cli(new, "LRANGE", "wsgate:inbox:{ursula}", "0", "-1")
+        # The messages live in the inbox hash (redis/scripts/inbox.rs).
+        contents = redis_cli(new, "HVALS", "wsgate:inbox-msgs:{ursula}")
         if "before" not in contents or "after" not in contents:
             fail(f"the new primary lacks an ok'd message: ursula's inbox holds {contents!r}")
         step(f"kill -9 {REDIS[0]}: {new} promoted; wsgate followed; both ok'd messages (before and "
