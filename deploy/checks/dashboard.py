@@ -126,8 +126,11 @@ EXTRA_METRICS = {"up", "process_cpu_seconds_total", "process_resident_memory_byt
 # `unexported` (the live check tolerates no data for them) until the server
 # registers them.
 ANNOUNCED = {
-    # Age of the oldest undelivered webhook event (issue #13, webhooks module).
+    # Webhooks (issue #13, the webhooks module): age of the oldest undelivered
+    # event, delivery latency, events dropped by reason.
     "wsgate_webhook_oldest_pending_seconds",
+    "wsgate_webhook_delivery_latency_seconds",
+    "wsgate_webhook_events_dropped_total",
 }
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
