@@ -13,9 +13,6 @@ use prometheus::{
 };
 use wsgate_protocol::{ClientFrame, CloseCode, ErrorCode, Kind};
 
-mod webhooks;
-pub use webhooks::{WebhookDrop, WebhookMetrics, WebhookResult};
-
 /// Why an upgrade or connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -220,8 +217,6 @@ pub struct Metrics {
     grpc_requests: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
-    /// The `wsgate_webhook_*` metrics.
-    pub webhooks: WebhookMetrics,
 }
 
 fn counter_vec(
@@ -361,7 +356,6 @@ impl Metrics {
             &["method", "code"],
         )?;
         r.register(Box::new(grpc_requests.clone()))?;
-        let webhooks = WebhookMetrics::new(&r)?;
 
         Ok(Metrics {
             connections: gauge(
@@ -489,7 +483,6 @@ impl Metrics {
                 "wsgate_draining",
                 "1 while the node drains for shutdown.",
             )?,
-            webhooks,
             registry: r,
         })
     }

@@ -89,7 +89,6 @@ impl Node {
             NodeError::History(e)
         })?;
         self.metrics.published(Kind::Room);
-        self.room_message_event(&envelope, &position);
         Ok((id, position))
     }
 
