@@ -135,6 +135,10 @@ async fn nodes_follow_a_sentinel_failover_and_lose_no_acked_direct_message() {
         "1",
         "--redis-wait-timeout",
         "500ms",
+        // One sender streams to one unacking user: the per-sender share
+        // (default 100) is not what this test is about.
+        "--inbox-max-per-sender",
+        "100000",
     ];
     let mut n1 = WsgateProc::spawn(&urls, "n1", &dir, &flags);
     let mut n2 = WsgateProc::spawn(&urls, "n2", &dir, &flags);
