@@ -28,9 +28,9 @@ import sys
 import tempfile
 
 import helm_python as helm
-import yaml
 
 import live_ns
+import redis_modes
 from live_ns import Procs, fail, step, until, write_hosts
 
 RELEASE = "wsgate-ci"
@@ -53,17 +53,7 @@ WS_PUBLIC, WS_ADMIN = "127.0.0.1:18080", "127.0.0.1:19090"
 
 
 def render(chart_path):
-    with helm.Chart.load(chart_path) as chart:
-        chart.validate_schema(VALUES)
-        manifests = chart.render(VALUES, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    objects = {}
-    for template, text in manifests.items():
-        if template.endswith("NOTES.txt"):
-            continue
-        for doc in yaml.safe_load_all(text):
-            if doc:
-                objects[(doc["kind"], doc["metadata"]["name"])] = doc
-    return objects
+    return redis_modes.render(chart_path, VALUES)
 
 
 def redis_cli(pod, *args):
