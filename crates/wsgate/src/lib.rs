@@ -18,6 +18,7 @@
 //! - [`client_addr`]: the client's address behind trusted proxies;
 //! - [`api`]: the server API's shared operations and its HTTP door;
 //!   [`grpc`]: its gRPC door;
+//! - [`webhooks`]: cluster-wide events POSTed to `--webhook-url`;
 //! - [`auth`], [`metrics`], [`response`], [`clock`], [`telemetry`].
 //!
 //! [`run`] is the whole server; `main` only parses settings and calls it, and
@@ -50,6 +51,7 @@ pub mod response;
 pub mod server;
 pub mod session;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +70,7 @@ use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::server::{Listener, Server};
+use crate::webhooks::Webhooks;
 
 /// The bound listeners of a node.
 pub struct Listeners {
@@ -139,6 +142,14 @@ pub async fn run_with(
     Ok(())
 }
 
+/// What a backend gives the node.
+type Parts = (
+    Arc<dyn Broker>,
+    Arc<dyn Inbox>,
+    Arc<dyn History>,
+    Option<Webhooks>,
+);
+
 /// Builds the node and starts its listeners and background loops.
 pub fn start(
     config: Config,
@@ -156,48 +167,79 @@ pub fn start(
         )
     };
     let hub = Arc::new(Hub::new());
-    let (broker, inbox, history): (Arc<dyn Broker>, Arc<dyn Inbox>, Arc<dyn History>) =
-        match backend {
-            Backend::Memory(bus) => (
-                Arc::new(bus.broker(&config.node_id)),
-                bus.inbox(inbox::InboxLimits::from_config(&config), metrics.clone()),
-                memory_history(&bus),
-            ),
-            Backend::FromConfig => match &config.redis_url {
-                None => {
-                    let bus = MemoryBus::new();
-                    (
-                        Arc::new(bus.broker(&config.node_id)),
-                        Arc::new(MemoryInbox::new(
-                            inbox::InboxLimits::from_config(&config),
-                            metrics.clone(),
-                        )),
-                        memory_history(&bus),
+    let hooks = config.webhooks().map(Arc::new);
+    let memory_webhooks = |bus: &MemoryBus| {
+        hooks.clone().map(|h| {
+            let events = bus.events(h.events, h.offline_delay, metrics.clone());
+            Webhooks::start_memory(h, events, metrics.clone())
+        })
+    };
+    let (broker, inbox, history, webhooks): Parts = match backend {
+        Backend::Memory(bus) => (
+            Arc::new(bus.broker(&config.node_id)),
+            bus.inbox(inbox::InboxLimits::from_config(&config), metrics.clone()),
+            memory_history(&bus),
+            memory_webhooks(&bus),
+        ),
+        Backend::FromConfig => match &config.redis_url {
+            None => {
+                let bus = MemoryBus::new();
+                (
+                    Arc::new(bus.broker(&config.node_id)),
+                    Arc::new(MemoryInbox::new(
+                        inbox::InboxLimits::from_config(&config),
+                        metrics.clone(),
+                    )),
+                    memory_history(&bus),
+                    memory_webhooks(&bus),
+                )
+            }
+            Some(_) => {
+                let redis = crate::redis::Redis::new(&config)?;
+                let stop = tokio_util::sync::CancellationToken::new();
+                let outboxes = hooks.as_ref().map(|h| {
+                    webhooks::outbox::Outboxes::start(
+                        redis.clone(),
+                        h.events,
+                        h.offline_delay,
+                        metrics.clone(),
+                        stop.clone(),
                     )
-                }
-                Some(_) => {
-                    let redis = crate::redis::Redis::new(&config)?;
-                    (
-                        Arc::new(cluster::redis::RedisBroker::new(
-                            redis.clone(),
-                            &config,
-                            metrics.clone(),
-                            Arc::new(node::HubView(hub.clone())),
-                        )),
-                        Arc::new(inbox::redis::ListInbox::new(
-                            redis.clone(),
-                            metrics.clone(),
-                            &config,
-                        )),
-                        Arc::new(history::redis::StreamHistory::new(
-                            redis,
-                            metrics.clone(),
-                            &config,
-                        )),
+                });
+                let webhooks = hooks.clone().zip(outboxes.clone()).map(|(h, o)| {
+                    Webhooks::start_redis(
+                        h,
+                        o,
+                        stop,
+                        redis.clone(),
+                        &config.node_id,
+                        config.node_ttl,
+                        metrics.clone(),
                     )
-                }
-            },
-        };
+                });
+                (
+                    Arc::new(cluster::redis::RedisBroker::new(
+                        redis.clone(),
+                        &config,
+                        metrics.clone(),
+                        Arc::new(node::HubView(hub.clone())),
+                        outboxes,
+                    )),
+                    Arc::new(inbox::redis::ListInbox::new(
+                        redis.clone(),
+                        metrics.clone(),
+                        &config,
+                    )),
+                    Arc::new(history::redis::StreamHistory::new(
+                        redis,
+                        metrics.clone(),
+                        &config,
+                    )),
+                    webhooks,
+                )
+            }
+        },
+    };
     let mode = if config.redis_url.is_some() {
         "cluster"
     } else {
@@ -213,6 +255,7 @@ pub fn start(
         broker,
         inbox,
         history,
+        webhooks,
     );
     let grpc_api = grpc::Api {
         node: node.clone(),

@@ -9,7 +9,9 @@
 //! acked through any other. They also share one room history
 //! ([`MemoryBus::history`]), which publishes room messages to every
 //! interested node of the bus, the publishing one included, through the
-//! bus's [`RoomFanout`].
+//! bus's [`RoomFanout`]. With webhooks on, they share one event queue
+//! ([`MemoryBus::events`]): a transition is queued under the bus's lock at
+//! the moment the count crosses zero.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -23,6 +25,8 @@ use crate::history::memory::{MemoryHistory, RoomFanout};
 use crate::inbox::memory::MemoryInbox;
 use crate::inbox::InboxLimits;
 use crate::metrics::Metrics;
+use crate::webhooks::memory::MemoryEvents;
+use crate::webhooks::EventSet;
 
 #[derive(Default)]
 struct State {
@@ -40,6 +44,7 @@ pub struct MemoryBus {
     state: Arc<Mutex<State>>,
     inbox: Arc<OnceLock<Arc<MemoryInbox>>>,
     history: Arc<OnceLock<Arc<MemoryHistory>>>,
+    events: Arc<OnceLock<Arc<MemoryEvents>>>,
 }
 
 /// Delivers sequenced room messages to the bus's interested nodes.
@@ -107,6 +112,20 @@ impl MemoryBus {
                 let fanout = Arc::new(BusFanout(self.state.clone()));
                 Arc::new(MemoryHistory::new(size, ttl, budget, fanout))
             })
+            .clone()
+    }
+
+    /// The webhook event queue shared by every node on this bus; the first
+    /// node to ask creates it with its event types. Only a bus that was asked
+    /// queues transitions.
+    pub fn events(
+        &self,
+        types: EventSet,
+        offline_delay: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Arc<MemoryEvents> {
+        self.events
+            .get_or_init(|| Arc::new(MemoryEvents::new(types, offline_delay, metrics)))
             .clone()
     }
 
@@ -181,12 +200,19 @@ impl Broker for MemoryBroker {
                 per_node.len() - 1
             }
         };
+        let was_online = per_node.iter().any(|(_, n)| *n > 0);
         let n = &mut per_node[i].1;
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
             per_node.swap_remove(i);
-            if per_node.is_empty() {
-                state.users.remove(user);
+        }
+        let online = !per_node.is_empty();
+        if !online {
+            state.users.remove(user);
+        }
+        if was_online != online {
+            if let Some(events) = self.bus.events.get() {
+                events.user(user, online);
             }
         }
         Ok(())
@@ -204,6 +230,8 @@ impl Broker for MemoryBroker {
     async fn room_member(&self, room: &str, user: &str, joined: bool) -> Result<bool, BrokerError> {
         let mut state = self.bus.lock();
         let room_map = state.members.entry(room.to_owned()).or_default();
+        // Empty user entries are removed below, so an empty map is an empty room.
+        let room_was_empty = room_map.is_empty();
         let nodes = room_map.entry(user.to_owned()).or_default();
         let changed = if joined {
             let was_empty = nodes.is_empty();
@@ -212,10 +240,22 @@ impl Broker for MemoryBroker {
         } else {
             nodes.remove(&self.node) && nodes.is_empty()
         };
+        let mut room_is_empty = false;
         if nodes.is_empty() {
             room_map.remove(user);
             if room_map.is_empty() {
                 state.members.remove(room);
+                room_is_empty = true;
+            }
+        }
+        if changed {
+            if let Some(events) = self.bus.events.get() {
+                let room_changed = if joined {
+                    room_was_empty
+                } else {
+                    room_is_empty
+                };
+                events.member(room, user, joined, room_changed);
             }
         }
         Ok(changed)

@@ -23,6 +23,7 @@ pub mod parse;
 mod proxies;
 mod settings;
 pub mod table;
+pub mod webhooks;
 
 pub use limits::{parse_percent, parse_size, InboxOverflow};
 pub use parse::parse_duration;
@@ -271,6 +272,7 @@ impl Config {
                 "needs --trusted-proxies: only a trusted peer may send a PROXY header",
             ));
         }
+        self.check_webhooks()?;
         Ok(())
     }
 

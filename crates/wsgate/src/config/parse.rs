@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::table::Setting;
+pub use super::webhooks::{batch_max, event_set, receiver_url};
 use super::{
     limits, split_urls, ConfigError, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
     TrustedProxies,

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::table::{settings, Setting};
+use super::webhooks::{EventSet, ReceiverUrl};
 use super::{
     parse, ConfigError, InboxOverflow, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
     TrustedProxies, Values,
@@ -116,6 +117,22 @@ settings! {
     outbox_size: usize = positive("1024");
     /// Largest server API request body in bytes (413 above).
     api_max_body_bytes: usize = positive("1048576");
+    /// Where webhook events are POSTed (http:// or https://); unset = off.
+    webhook_url: Option<ReceiverUrl> = receiver_url();
+    /// HMAC-SHA256 key of the X-Wsgate-Signature header; required with --webhook-url.
+    webhook_secret: Option<String> = text();
+    /// Comma list of the webhook event types to send.
+    webhook_events: EventSet = event_set("user.online,user.offline");
+    /// user.offline is sent only if no connection of the user came back within this.
+    webhook_offline_delay: Duration = duration("3s");
+    /// POSTs of one webhook batch before it is dropped (counted).
+    webhook_max_attempts: u32 = positive_u32("10");
+    /// How long one webhook POST may take before it counts as failed.
+    webhook_timeout: Duration = duration("10s");
+    /// The longest wait between two attempts of a webhook batch.
+    webhook_backoff_max: Duration = duration("30s");
+    /// Most events in one webhook POST (at most 10000).
+    webhook_batch_max: usize = batch_max("100");
     /// `text` or `json`.
     log_format: LogFormat = log_format("text");
     /// Log filter, e.g. `info` or `wsgate=debug` (RUST_LOG syntax; a bare word must be a level).

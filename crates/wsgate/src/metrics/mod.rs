@@ -13,6 +13,9 @@ use prometheus::{
 };
 use wsgate_protocol::{ClientFrame, CloseCode, ErrorCode, Kind};
 
+mod webhooks;
+pub use webhooks::{WebhookDrop, WebhookMetrics, WebhookResult};
+
 /// Why an upgrade or connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -217,6 +220,8 @@ pub struct Metrics {
     grpc_requests: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
+    /// The `wsgate_webhook_*` metrics.
+    pub webhooks: WebhookMetrics,
 }
 
 fn counter_vec(
@@ -356,6 +361,7 @@ impl Metrics {
             &["method", "code"],
         )?;
         r.register(Box::new(grpc_requests.clone()))?;
+        let webhooks = WebhookMetrics::new(&r)?;
 
         Ok(Metrics {
             connections: gauge(
@@ -483,6 +489,7 @@ impl Metrics {
                 "wsgate_draining",
                 "1 while the node drains for shutdown.",
             )?,
+            webhooks,
             registry: r,
         })
     }

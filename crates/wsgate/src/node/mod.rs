@@ -42,6 +42,7 @@ use crate::history::{History, HistoryError};
 use crate::hub::{Conn, Hub};
 use crate::inbox::{Inbox, InboxError, Page, Refusal, Sender, Stored};
 use crate::metrics::{BrokerOp, InboxRefused, Metrics};
+use crate::webhooks::Webhooks;
 
 /// Why the node refused or could not do a request. [`crate::errors`] maps
 /// each to its protocol error code and HTTP status, in one place.
@@ -87,6 +88,8 @@ pub struct Node {
     broker: Arc<dyn Broker>,
     inbox: Arc<dyn Inbox>,
     history: Arc<dyn History>,
+    /// Where accepted messages are written for `message.*` webhooks.
+    webhooks: Option<Webhooks>,
 }
 
 impl Node {
@@ -98,6 +101,7 @@ impl Node {
         broker: Arc<dyn Broker>,
         inbox: Arc<dyn Inbox>,
         history: Arc<dyn History>,
+        webhooks: Option<Webhooks>,
     ) -> Arc<Node> {
         let node = Arc::new(Node {
             config,
@@ -106,6 +110,7 @@ impl Node {
             broker,
             inbox,
             history,
+            webhooks,
         });
         let sink: Arc<dyn BusSink> = node.clone();
         node.broker.start(Arc::downgrade(&sink));
@@ -187,6 +192,9 @@ impl Node {
         self.metrics.inbox_stored.inc();
         self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
         self.metrics.published(Kind::Direct);
+        if let Some(hooks) = &self.webhooks {
+            hooks.message(&message);
+        }
         let id = message.id.clone();
         let sent = self
             .emit(
@@ -369,5 +377,30 @@ impl Node {
     /// this node's registrations (the end of the drain).
     pub async fn leave_cluster(&self) {
         self.broker.shutdown().await;
+        if let Some(hooks) = &self.webhooks {
+            hooks.shutdown().await;
+        }
+    }
+
+    /// Writes an accepted room message (with its position) for `message.room`.
+    fn room_message_event(
+        &self,
+        envelope: &wsgate_protocol::bus::Envelope,
+        position: &wsgate_protocol::Position,
+    ) {
+        let (
+            Some(hooks),
+            BusEvent::Frame {
+                frame: ServerFrame::Message(m),
+                ..
+            },
+        ) = (&self.webhooks, &envelope.event)
+        else {
+            return;
+        };
+        let mut message = m.clone();
+        message.offset = Some(position.offset);
+        message.epoch = Some(position.epoch.clone());
+        hooks.message(&message);
     }
 }

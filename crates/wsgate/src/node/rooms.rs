@@ -89,6 +89,7 @@ impl Node {
             NodeError::History(e)
         })?;
         self.metrics.published(Kind::Room);
+        self.room_message_event(&envelope, &position);
         Ok((id, position))
     }
 

@@ -231,6 +231,23 @@ impl Redis {
         self.connection(&self.bulk).await
     }
 
+    /// A new connection of its own, for a blocking read (`XREADGROUP
+    /// BLOCK`) that must not hold up the shared one. Not cached: the caller
+    /// keeps it and asks again after a failure.
+    pub async fn dedicated_conn(&self) -> Result<MultiplexedConnection, RedisError> {
+        let client = self.primary().await?;
+        match tokio::time::timeout(
+            OP_TIMEOUT,
+            client.get_multiplexed_async_connection_with_config(&connection_config()),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(RedisError::Connect(e)),
+            Err(_) => Err(RedisError::Timeout(OP_TIMEOUT)),
+        }
+    }
+
     async fn connection(
         &self,
         slot: &Mutex<Option<MultiplexedConnection>>,

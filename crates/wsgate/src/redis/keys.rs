@@ -88,7 +88,26 @@ impl Keys {
         self.tagged("user", user)
     }
 
+    /// `{p}:webhook-user-outbox:{user}` (list of event JSON): the user's
+    /// webhook events between the script that decided them and the move to
+    /// `{p}:events`.
+    pub fn webhook_user_outbox(&self, user: &str) -> String {
+        self.tagged("webhook-user-outbox", user)
+    }
+
+    /// `{p}:webhook-offline:{user}` (hash, with an expiry): `p` = "ID TIME" of
+    /// the user's `user.offline` not yet decided, `s:ID` for those decided sent.
+    pub fn webhook_offline(&self, user: &str) -> String {
+        self.tagged("webhook-offline", user)
+    }
+
     // --- A room's slot.
+
+    /// `{p}:webhook-room-outbox:{room}` (list of event JSON): the room's
+    /// webhook events not yet moved to `{p}:events`.
+    pub fn webhook_room_outbox(&self, room: &str) -> String {
+        self.tagged("webhook-room-outbox", room)
+    }
 
     /// `{p}:members:{room}` (hash user → nodes): the room's members.
     pub fn members(&self, room: &str) -> String {
@@ -148,6 +167,23 @@ impl Keys {
     pub fn inbox_expiries(&self) -> String {
         self.global("inbox-expiries")
     }
+
+    /// `{p}:events` (stream, fields `type` and `event`): webhook events,
+    /// read by the consumer group `wsgate` (contract section 10).
+    pub fn events(&self) -> String {
+        self.global("events")
+    }
+
+    /// `{p}:webhook-outbox-index` (zset "u USER OP" / "r ROOM OP" → ms):
+    /// outboxes a step may have left events in; swept by every node.
+    pub fn webhook_outbox_index(&self) -> String {
+        self.global("webhook-outbox-index")
+    }
+
+    /// `{p}:webhook-reader` (string node, with a lease): the node reading `{p}:events`.
+    pub fn webhook_reader(&self) -> String {
+        self.global("webhook-reader")
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +206,15 @@ mod tests {
         assert_eq!(k.node_users("node-1"), "wsgate:node-users:{node-1}");
         assert_eq!(k.node_rooms("node-1"), "wsgate:node-rooms:{node-1}");
         assert_eq!(k.reaper("node-1"), "wsgate:reaper:{node-1}");
+        assert_eq!(
+            k.webhook_user_outbox("alice"),
+            "wsgate:webhook-user-outbox:{alice}"
+        );
+        assert_eq!(k.webhook_offline("alice"), "wsgate:webhook-offline:{alice}");
+        assert_eq!(
+            k.webhook_room_outbox("lobby"),
+            "wsgate:webhook-room-outbox:{lobby}"
+        );
     }
 
     #[test]
@@ -178,5 +223,8 @@ mod tests {
         assert_eq!(k.nodes(), "app:nodes");
         assert_eq!(k.broadcast_channel(), "app:broadcast");
         assert_eq!(k.inbox_expiries(), "app:inbox-expiries");
+        assert_eq!(k.events(), "app:events");
+        assert_eq!(k.webhook_outbox_index(), "app:webhook-outbox-index");
+        assert_eq!(k.webhook_reader(), "app:webhook-reader");
     }
 }

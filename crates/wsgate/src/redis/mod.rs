@@ -29,6 +29,12 @@
 //! | `{p}:reaper:{node}` | string | node | the node reaping it, with a lease |
 //! | `{p}:nodes` | zset | global | node → last heartbeat (Redis time, ms) |
 //! | `{p}:inbox-expiries` | zset | global | user → inbox expiry: the sweeper's index |
+//! | `{p}:webhook-user-outbox:{user}` | list | user | webhook events decided by the user's registry script, until moved to `{p}:events` |
+//! | `{p}:webhook-offline:{user}` | hash | user | `p` = "ID TIME" of the user's undecided `user.offline`, `s:ID` = decided sent; expires after a day |
+//! | `{p}:webhook-room-outbox:{room}` | list | room | webhook events decided by the room's membership scripts, until moved |
+//! | `{p}:webhook-outbox-index` | zset | global | "u USER OP" / "r ROOM OP" → ms: outboxes a step may have left events in (swept) |
+//! | `{p}:events` | stream | global | webhook events, fields `type`, `event` (JSON); consumer group `wsgate` |
+//! | `{p}:webhook-reader` | string | global | the node reading `{p}:events`, with a lease |
 //!
 //! No script touches two slots; a change spanning a user (or room) and a node
 //! is two steps, node side first on the way in and last on the way out, so a

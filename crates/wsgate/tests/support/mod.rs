@@ -14,6 +14,9 @@
 //!   hand-framed [`wsgate_client::raw::HandWs`], a [`Peer`] that stays
 //!   connected on [`wsgate_client::Background`], upgrade probes, `/proc`
 //!   readings, and the [`assert_unharmed`] check;
+//! - [`Receiver`] (`receiver.rs`): a real HTTP webhook receiver (hyper)
+//!   that checks signatures, answers scripted statuses, and goes down and
+//!   up on its port;
 //! - the process harness (`procs/`): the real `wsgate` binary
 //!   ([`WsgateProc`], standalone or in a [`Cluster`]), `redis-server`
 //!   ([`RedisServer`]) and nginx ([`Nginx`]) on free ports, each killed when
@@ -39,6 +42,7 @@ mod hostile;
 mod http;
 mod inproc;
 mod procs;
+mod receiver;
 mod tokens;
 
 pub use frames::*;
@@ -46,6 +50,7 @@ pub use hostile::*;
 pub use http::*;
 pub use inproc::*;
 pub use procs::*;
+pub use receiver::*;
 pub use tokens::*;
 pub use wait::*;
 

@@ -34,6 +34,7 @@ use crate::clock::now_ms;
 use crate::cluster::NodeInfo;
 use crate::metrics::BrokerOp;
 use crate::redis::{Redis, RedisError};
+use crate::webhooks::outbox::Outboxes;
 
 /// Index entries undone per page while reaping.
 const REAP_PAGE: usize = 256;
@@ -193,7 +194,8 @@ impl Inner {
             r.timed(conn.del::<_, ()>(keys.reaper(node))).await?;
             return Ok(None);
         }
-        let leaves = undo_registrations(r, conn, node).await?;
+        let hooks = self.webhooks.as_deref();
+        let leaves = undo_registrations(r, conn, node, hooks, hooks).await?;
         r.timed(conn.del::<_, ()>(&[keys.node_info(node), keys.reaper(node)]))
             .await?;
         let _: i64 = r
@@ -216,10 +218,17 @@ impl Inner {
 /// room's idempotent leave), then the index entries themselves. Returns the
 /// (room, user) memberships that ended cluster-wide. Every step is
 /// idempotent, so an interrupted run is finished by repeating it.
+///
+/// With `user_events` (webhooks on), each user's entry is removed by the
+/// webhook script, which queues the `user.offline` its removal causes; with
+/// `room_events`, each membership's leave queues `member.left` and
+/// `room.vacated`.
 pub(super) async fn undo_registrations(
     r: &Redis,
     conn: &mut MultiplexedConnection,
     node: &str,
+    user_events: Option<&Outboxes>,
+    room_events: Option<&Outboxes>,
 ) -> Result<Vec<(String, String)>, RedisError> {
     let keys = r.keys();
     let node_users = keys.node_users(node);
@@ -240,7 +249,12 @@ pub(super) async fn undo_registrations(
             let undone = join_all(chunk.iter().map(|u| {
                 let mut c = conn.clone();
                 let key = keys.user(u);
-                async move { r.timed(c.hdel::<_, _, i64>(key, node)).await }
+                async move {
+                    match user_events {
+                        Some(hooks) => hooks.user_count(&mut c, u, node, None).await,
+                        None => r.timed(c.hdel::<_, _, i64>(key, node)).await.map(drop),
+                    }
+                }
             }))
             .await;
             for u in undone {
@@ -274,17 +288,24 @@ pub(super) async fn undo_registrations(
                     let (members, member_nodes) = (keys.members(room), keys.member_nodes(room));
                     let entry = format!("{node} {user}");
                     async move {
-                        let ended: i64 = r
-                            .timed(
-                                r.scripts()
-                                    .room_leave
-                                    .key(members)
-                                    .key(member_nodes)
-                                    .arg(user)
-                                    .arg(entry)
-                                    .invoke_async(&mut c),
-                            )
-                            .await?;
+                        let ended: i64 = match room_events {
+                            Some(hooks) => hooks
+                                .room_member(&mut c, room, user, node, false)
+                                .await
+                                .map(i64::from)?,
+                            None => {
+                                r.timed(
+                                    r.scripts()
+                                        .room_leave
+                                        .key(members)
+                                        .key(member_nodes)
+                                        .arg(user)
+                                        .arg(entry)
+                                        .invoke_async(&mut c),
+                                )
+                                .await?
+                            }
+                        };
                         Ok::<_, RedisError>(
                             (ended == 1).then(|| (room.to_owned(), user.to_owned())),
                         )
@@ -353,7 +374,8 @@ pub(super) async fn leave_cluster(inner: &Inner) -> Result<(), RedisError> {
     let r = &inner.redis;
     let keys = r.keys();
     let mut conn = r.conn().await?;
-    undo_registrations(r, &mut conn, &inner.node).await?;
+    let hooks = inner.webhooks.as_deref();
+    undo_registrations(r, &mut conn, &inner.node, hooks, hooks).await?;
     r.timed(conn.del::<_, ()>(keys.node_info(&inner.node)))
         .await?;
     let _: i64 = r

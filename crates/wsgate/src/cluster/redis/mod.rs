@@ -22,6 +22,10 @@
 //! way round on close, so `node-users` always covers the registry; a room
 //! membership is written to `node-rooms` before the room's idempotent join,
 //! and removed from it after the room's idempotent leave.
+//!
+//! With webhooks on, the user and room steps are the webhook scripts
+//! instead ([`crate::webhooks::outbox`]): the same counts, and in the same
+//! slot the event a zero crossing causes, moved to `{p}:events` after.
 
 mod inbound;
 mod intent;
@@ -46,6 +50,7 @@ use crate::clock::now_ms;
 use crate::config::{Config, RedisMode};
 use crate::metrics::{BrokerOp, Metrics};
 use crate::redis::{Redis, RedisError, OP_TIMEOUT};
+use crate::webhooks::outbox::Outboxes;
 use intent::Intent;
 use subscriptions::Subscriptions;
 
@@ -69,6 +74,8 @@ struct Inner {
     view: Arc<dyn LocalView>,
     /// Local users' counts, and the order of live updates and resync.
     intent: Intent,
+    /// The webhook steps, when `--webhook-url` is set.
+    webhooks: Option<Arc<Outboxes>>,
     subscribed: AtomicBool,
     heartbeat_ok: AtomicBool,
     /// Catch-ups queued and not yet run (see [`inbound`]).
@@ -87,11 +94,13 @@ pub struct RedisBroker {
 impl RedisBroker {
     /// A broker on `redis` that reads this node's hub through `view`;
     /// background work begins at [`Broker::start`].
+    /// `webhooks`: the webhook steps, when `--webhook-url` is set.
     pub fn new(
         redis: Arc<Redis>,
         config: &Config,
         metrics: Arc<Metrics>,
         view: Arc<dyn LocalView>,
+        webhooks: Option<Arc<Outboxes>>,
     ) -> RedisBroker {
         metrics
             .redis_wait_replicas
@@ -108,6 +117,7 @@ impl RedisBroker {
                 subs: Arc::default(),
                 view,
                 intent: Intent::default(),
+                webhooks,
                 subscribed: AtomicBool::new(false),
                 heartbeat_ok: AtomicBool::new(false),
                 catch_ups: AtomicU64::new(0),
@@ -258,7 +268,18 @@ impl Broker for RedisBroker {
         let _order = inner.intent.lock(user).await;
         inner.intent.apply(user, delta);
         let node_side = count(keys.node_users(&inner.node), user.to_owned());
-        let user_side = count(keys.user(user), inner.node.clone());
+        let user_side = async {
+            match &inner.webhooks {
+                Some(hooks) => {
+                    let mut c = conn.clone();
+                    hooks
+                        .user_count(&mut c, user, &inner.node, Some(delta))
+                        .await
+                        .map(|()| 0)
+                }
+                None => count(keys.user(user), inner.node.clone()).await,
+            }
+        };
         // Opening: the node's index first, so it always covers the registry;
         // closing: the registry first. A node dying between leaves an index
         // entry its reaper undoes (removing an absent field is harmless).
@@ -296,19 +317,30 @@ impl Broker for RedisBroker {
             &r.scripts().room_leave
         };
         let mut room_conn = conn.clone();
-        let mut invocation = script.key(keys.members(room));
-        invocation
-            .key(keys.member_nodes(room))
-            .arg(user)
-            .arg(room_entry);
-        let room_side = invocation.invoke_async::<i64>(&mut room_conn);
+        let room_side = async {
+            match &inner.webhooks {
+                Some(hooks) => hooks
+                    .room_member(&mut room_conn, room, user, &inner.node, joined)
+                    .await
+                    .map(i64::from),
+                None => {
+                    let mut invocation = script.key(keys.members(room));
+                    invocation
+                        .key(keys.member_nodes(room))
+                        .arg(user)
+                        .arg(room_entry);
+                    r.timed(invocation.invoke_async::<i64>(&mut room_conn))
+                        .await
+                }
+            }
+        };
         let changed = if joined {
             // The node's index first: a reaper finds the membership and undoes it.
             r.timed(conn.sadd::<_, _, u64>(keys.node_rooms(&inner.node), &node_entry))
                 .await?;
-            r.timed(room_side).await?
+            room_side.await?
         } else {
-            let changed = r.timed(room_side).await?;
+            let changed = room_side.await?;
             r.timed(conn.srem::<_, _, u64>(keys.node_rooms(&inner.node), &node_entry))
                 .await?;
             changed

@@ -32,7 +32,11 @@ impl Inner {
         let r = &self.redis;
         let keys = r.keys();
         let mut conn = r.conn().await?;
-        let stale = undo_registrations(r, &mut conn, &self.node).await?;
+        // Users' removals queue their `user.offline` (dropped at delivery
+        // for those registered again below); membership leaves queue no
+        // webhook events, since the hub's memberships are joined again at once.
+        let stale =
+            undo_registrations(r, &mut conn, &self.node, self.webhooks.as_deref(), None).await?;
         let rooms = self.view.rooms();
         // Memberships this node registered before (a restart with the same id,
         // or a Redis outage) that its hub no longer holds have ended: announce them.

@@ -11,11 +11,13 @@
 //! Each script's doc comment states its complexity.
 //!
 //! The inbox scripts live in [`inbox`], the registry and liveness scripts in
-//! [`registry`], the room history scripts in [`history`].
+//! [`registry`], the room history scripts in [`history`], the webhook
+//! scripts in [`webhooks`].
 
 pub mod history;
 pub mod inbox;
 pub mod registry;
+pub mod webhooks;
 
 use redis::Script;
 
@@ -38,6 +40,13 @@ pub struct Scripts {
     pub inbox_reindex: Script,
     pub history_publish: Script,
     pub history_read: Script,
+    pub webhook_user_count: Script,
+    pub webhook_room_join: Script,
+    pub webhook_room_leave: Script,
+    pub webhook_outbox_remove: Script,
+    pub webhook_offline_due: Script,
+    pub webhook_reader_lease: Script,
+    pub webhook_reader_release: Script,
 }
 
 impl Scripts {
@@ -60,6 +69,13 @@ impl Scripts {
             inbox_reindex: Script::new(inbox::REINDEX),
             history_publish: Script::new(history::PUBLISH),
             history_read: Script::new(history::READ),
+            webhook_user_count: Script::new(webhooks::USER_COUNT),
+            webhook_room_join: Script::new(webhooks::ROOM_JOIN),
+            webhook_room_leave: Script::new(webhooks::ROOM_LEAVE),
+            webhook_outbox_remove: Script::new(webhooks::OUTBOX_REMOVE),
+            webhook_offline_due: Script::new(webhooks::OFFLINE_DUE),
+            webhook_reader_lease: Script::new(webhooks::READER_LEASE),
+            webhook_reader_release: Script::new(webhooks::READER_RELEASE),
         }
     }
 }
