@@ -320,3 +320,86 @@ async fn a_receiver_down_for_a_minute_gets_everything_in_order_per_user() {
         0.0
     );
 }
+
+async fn redis_int(redis: &RedisServer, cmd: &str, key: &str) -> i64 {
+    let mut conn = redis.conn().await;
+    redis::cmd(cmd)
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(0)
+}
+
+/// The sweeper (architecture.md, webhooks): a node that dies after the
+/// registry script decided a transition (the event is in the user's outbox,
+/// the count changed) and before its writer moved the event to
+/// `{p}:events` leaves an index entry; a survivor's sweeper moves the
+/// outbox and delivers the event, long before the dead node is reaped.
+///
+/// The window is held open for real: n1 talks to Redis as a user whose ACL
+/// refuses `XADD`, so its writer cannot move anything; then it is killed
+/// with -9. `--node-ttl 60s` keeps the survivor from reaping n1 (a reaper's
+/// step would move the outbox too) within the wait, so only the sweeper can
+/// deliver it in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_sweeps_a_transition_a_killed_node_decided_but_never_moved() {
+    let receiver = Receiver::start(HOOK_SECRET).await;
+    let redis = RedisServer::start().await;
+    let mut conn = redis.conn().await;
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "noxadd", "on", ">pw", "~*", "&*", "+@all", "-xadd",
+        ])
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("ACL SETUSER");
+    let dir = temp_dir("webhooks-sweep");
+    let args = hook_args(&receiver, &["--node-ttl", "60s"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // n2 first, so it is the reader: n1's death costs no lease takeover.
+    let mut n2 = WsgateProc::spawn(&redis.url(), "n2", &dir, &args);
+    n2.wait_ready().await;
+    eventually("n2 reads the events", WAIT, || async {
+        reader(&redis).await.as_deref() == Some("n2")
+    })
+    .await;
+    let blocked = redis.url().replace("redis://", "redis://noxadd:pw@");
+    let mut n1 = WsgateProc::spawn(&blocked, "n1", &dir, &args);
+    n1.wait_ready().await;
+
+    // n1 decides alice's user.online: it is in her outbox, not the stream.
+    let alice = n1.connect("alice").await;
+    let outbox = "wsgate:webhook-user-outbox:{alice}";
+    eventually("alice's online in her outbox", WAIT, || async {
+        redis_int(&redis, "LLEN", outbox).await == 1
+    })
+    .await;
+    assert_eq!(redis_int(&redis, "XLEN", "wsgate:events").await, 0);
+    assert!(redis_int(&redis, "ZCARD", "wsgate:webhook-outbox-index").await >= 1);
+    assert!(receiver.of("user.online", "alice").is_empty());
+    n1.kill9();
+    drop(alice);
+
+    // n2's sweeper: entries older than 5 s, every 2 s.
+    let events = receiver
+        .wait_for(
+            "alice's online, swept by n2",
+            Duration::from_secs(20),
+            |e| {
+                e.iter()
+                    .any(|x| x["type"] == "user.online" && x["user"] == "alice")
+            },
+        )
+        .await;
+    assert_eq!(types(&events), ["user.online"]);
+    assert!(receiver.batches().iter().all(|b| b.verified));
+    assert_eq!(redis_int(&redis, "LLEN", outbox).await, 0);
+    assert_eq!(
+        redis_int(&redis, "ZCARD", "wsgate:webhook-outbox-index").await,
+        0
+    );
+    // Not the reaper's doing: n1 is not reaped yet, alice still counts
+    // its connection.
+    assert_eq!(redis_int(&redis, "HLEN", "wsgate:user:{alice}").await, 1);
+    n2.assert_alive().await;
+}

@@ -31,6 +31,10 @@ pub struct Batch {
     pub verified: bool,
     /// The status answered.
     pub status: u16,
+    /// The body's exact bytes and the `X-Wsgate-Signature` header, as
+    /// sent (for verifiers outside the test: docs/examples/).
+    pub raw: Bytes,
+    pub signature: Option<String>,
 }
 
 #[derive(Default)]
@@ -139,6 +143,8 @@ impl Receiver {
                                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                                 verified,
                                 status,
+                                raw: body,
+                                signature: header,
                             });
                             let answer = Response::builder()
                                 .status(status)

@@ -84,10 +84,25 @@ impl WsgateProc {
     }
 
     /// A cluster node on `redis_url` with `extra` flags (not yet ready:
-    /// see [`WsgateProc::wait_ready`]); its log is `dir/ID.log`.
+    /// see [`WsgateProc::wait_ready`]); its log is `dir/ID.log`. A flag of
+    /// `extra` that the cluster defaults also set (e.g. `--node-ttl`)
+    /// replaces the default's value (the CLI refuses a repeated flag).
     pub fn spawn(redis_url: &str, id: &str, dir: &Path, extra: &[&str]) -> WsgateProc {
         let mut args = cluster_args(redis_url, id);
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let defaults = args.len();
+        let mut rest = extra.iter();
+        while let Some(arg) = rest.next() {
+            if *arg == "--allow-anonymous" {
+                continue; // already set, and takes no value
+            }
+            if arg.starts_with("--") && args[..defaults].iter().any(|a| a == arg) {
+                if let Some(value) = rest.next() {
+                    set_flag(&mut args, arg, value);
+                }
+                continue;
+            }
+            args.push(arg.to_string());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         WsgateProc::launch_new(id, dir, &args)
     }
