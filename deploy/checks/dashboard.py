@@ -125,13 +125,9 @@ EXTRA_METRICS = {"up", "process_cpu_seconds_total", "process_resident_memory_byt
 # the server yet: allowed in the dashboard and the rules, and listed by
 # `unexported` (the live check tolerates no data for them) until the server
 # registers them.
-ANNOUNCED = {
-    # Webhooks (issue #13, the webhooks module): age of the oldest undelivered
-    # event, delivery latency, events dropped by reason.
-    "wsgate_webhook_oldest_pending_seconds",
-    "wsgate_webhook_delivery_latency_seconds",
-    "wsgate_webhook_events_dropped_total",
-}
+# None now: the webhooks names announced for issue #13 are registered by
+# crates/wsgate/src/metrics/webhooks.rs.
+ANNOUNCED: set = set()
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVER_SRC = os.path.join(ROOT, "crates", "wsgate", "src")
