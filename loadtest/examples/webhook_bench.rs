@@ -316,24 +316,25 @@ async fn main() {
         seen.lock().unwrap().messages.len() >= accepted
     })
     .await;
-    let s = seen.lock().unwrap();
-    let delivered = s.messages.len();
-    let span = (s.last_message_us - s.first_message_us) as f64 / 1e6;
-    let batches = s.batches - before.0;
-    let events = s.events - before.1;
-    println!(
-        "messages: {accepted} accepted in {publish_secs:.1} s ({:.0}/s offered), \
+    {
+        let s = seen.lock().unwrap();
+        let delivered = s.messages.len();
+        let span = (s.last_message_us - s.first_message_us) as f64 / 1e6;
+        let batches = s.batches - before.0;
+        let events = s.events - before.1;
+        println!(
+            "messages: {accepted} accepted in {publish_secs:.1} s ({:.0}/s offered), \
          {delivered} delivered over {span:.1} s ({:.0}/s), last {:.2} s after the last publish; \
          latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {batches} POSTs, {:.1} events per POST",
-        accepted as f64 / publish_secs,
-        delivered as f64 / span.max(1e-3),
-        s.last_message_us.saturating_sub(publish_end) as f64 / 1e6,
-        ms(&s.messages, 0.5),
-        ms(&s.messages, 0.99),
-        s.messages.max() as f64 / 1000.0,
-        events as f64 / batches.max(1) as f64,
-    );
-    drop(s);
+            accepted as f64 / publish_secs,
+            delivered as f64 / span.max(1e-3),
+            s.last_message_us.saturating_sub(publish_end) as f64 / 1e6,
+            ms(&s.messages, 0.5),
+            ms(&s.messages, 0.99),
+            s.messages.max() as f64 / 1000.0,
+            events as f64 / batches.max(1) as f64,
+        );
+    }
 
     // 3. Backlog: events wait while the receiver refuses, then drain.
     let total_before = seen.lock().unwrap().messages.len();
