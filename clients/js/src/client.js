@@ -99,7 +99,12 @@ export class WsgateClient {
           this.#direct.cancelRetries(error);
           this.#requests.failAll(error);
         },
-        refresh: (frame) => this.#requests.request(frame, { queue: false }),
+        refresh: async (frame) => {
+          const reply = await this.#requests.request(frame, { queue: false });
+          // Rooms the new token no longer allows were left by the server.
+          this.#rooms.forget(reply?.left ?? []);
+          return reply;
+        },
         emit,
       },
     );

@@ -146,6 +146,15 @@ export class Rooms {
   }
 
   /**
+   * Rooms the server left for this client (a `refresh` reply's `left`: the
+   * new token no longer allows them); they are not re-joined on reconnect.
+   * @param {string[]} rooms
+   */
+  forget(rooms) {
+    for (const room of rooms) this.#rooms.delete(room);
+  }
+
+  /**
    * A room message: false if it is a repeat (by offset) to drop.
    * @param {Message} message
    */

@@ -187,6 +187,10 @@ pub struct Reply {
     /// message was neither stored nor delivered again (contract 5.2).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub duplicate: Option<bool>,
+    /// `refresh` to a token whose `rooms` claim no longer allows rooms the
+    /// connection had joined: the rooms it left (each as by a `leave`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub left: Option<Vec<String>>,
 }
 
 impl Reply {

@@ -455,6 +455,30 @@ test('token refresh before expiry', async () => {
   await flush();
 });
 
+test('a refresh reply that lists rooms left drops them from the rooms re-joined', async () => {
+  let n = 0;
+  const { client, socket } = await connected({
+    user: undefined,
+    refreshLeadMs: 60000,
+    token: () => jwt(Date.now() / 1000 + 3600 * ++n),
+  });
+  for (const room of ['team-a', 'lobby']) {
+    const joined = client.join(room);
+    await flush();
+    socket.reply('join', { room, member_count: 1, members: ['alice'], epoch: 'e', offset: 0 });
+    await joined;
+  }
+  assert.deepEqual(client.rooms.sort(), ['lobby', 'team-a']);
+  for (let t = 0; t < 3600 * 1000 - 60000; t += 20000) {
+    mock.timers.tick(20000);
+    socket.serverSend({ type: 'pong' });
+  }
+  await flush();
+  socket.reply('refresh', { left: ['team-a'] });
+  await flush();
+  assert.deepEqual(client.rooms, ['lobby']);
+});
+
 test('close() before any welcome rejects connect() and stops dialing', async () => {
   const { client } = makeClient();
   const ready = client.connect();

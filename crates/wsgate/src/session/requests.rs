@@ -115,14 +115,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(None);
             }
             ClientFrame::Refresh { token } => {
-                self.refresh(&token)?;
+                let left = self.refresh(&token).await?;
+                if !left.is_empty() {
+                    // A reply even without `ref`: the client must learn
+                    // which rooms it is no longer in.
+                    reply.left = Some(left);
+                    return Ok(Some(reply));
+                }
                 return Ok(r#ref.map(|_| reply));
             }
         }
         Ok(Some(reply))
     }
 
-    fn refresh(&mut self, token: &str) -> Result<(), RequestError> {
+    /// Replaces the token; the rooms the new `rooms` claim no longer allows
+    /// are left, with a `leave`'s side effects (presence, member counts,
+    /// unsubscribe), and returned.
+    async fn refresh(&mut self, token: &str) -> Result<Vec<String>, RequestError> {
         let identity = self.env.auth.verify(token)?;
         if identity.user != self.identity.user {
             return Err(RequestError::Forbidden("the new token is for another user"));
@@ -134,6 +143,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         self.token_deadline = token_deadline(&identity);
         self.identity = identity;
-        Ok(())
+        let mut left = Vec::new();
+        let disallowed: Vec<Arc<str>> = self
+            .rooms
+            .iter()
+            .filter(|r| !self.identity.may_join(r))
+            .cloned()
+            .collect();
+        for room in disallowed {
+            // The new token is in place before the first leave, so a failed
+            // leave leaves the connection in rooms it may not join; the
+            // error (`unavailable`) tells the client, and it may retry.
+            self.env.node.leave(&self.conn, &room).await?;
+            self.rooms.retain(|r| *r != room);
+            left.push(room.to_string());
+        }
+        Ok(left)
     }
 }
