@@ -25,12 +25,9 @@ pub const ROOM_PAGE_MAX: usize = 10_000;
 /// The longest room listing cursor.
 const CURSOR_MAX_BYTES: usize = 64;
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks the API key. `authorization` is the raw `Authorization` header
-/// (HTTP) or `authorization` metadata value (gRPC): `Bearer <key>`.
+/// (HTTP) or `authorization` metadata value (gRPC): `Bearer <key>`, compared
+/// with the configured key's digest in constant time ([`crate::config::ApiKey`]).
 pub fn authorize(config: &Config, authorization: Option<&str>) -> Result<(), ApiError> {
     let Some(key) = &config.api_key else {
         return Err(ApiError::Disabled);
@@ -39,7 +36,7 @@ pub fn authorize(config: &Config, authorization: Option<&str>) -> Result<(), Api
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(g) if key.matches(g) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+mod api_key;
 mod limits;
 pub mod parse;
 mod proxies;
@@ -25,6 +26,7 @@ mod settings;
 pub mod table;
 pub mod webhooks;
 
+pub use api_key::ApiKey;
 pub use limits::{parse_percent, parse_size, InboxOverflow};
 pub use parse::parse_duration;
 use parse::Raw;

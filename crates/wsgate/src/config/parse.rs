@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::table::Setting;
 pub use super::webhooks::{batch_max, event_set, receiver_url};
 use super::{
-    limits, split_urls, ConfigError, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
+    limits, split_urls, ApiKey, ConfigError, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
     TrustedProxies,
 };
 
@@ -46,6 +46,11 @@ impl Raw<'_> {
 /// Optional free text.
 pub fn text(raw: Raw) -> Result<Option<String>, ConfigError> {
     Ok(raw.trimmed().map(str::to_owned))
+}
+
+/// The server API key, kept only as its digest ([`ApiKey`]); unset = none.
+pub fn api_key(raw: Raw) -> Result<Option<ApiKey>, ConfigError> {
+    Ok(raw.trimmed().map(ApiKey::new))
 }
 
 /// `IP:PORT`.

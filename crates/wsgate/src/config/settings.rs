@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::table::{settings, Setting};
 use super::webhooks::{EventSet, ReceiverUrl};
 use super::{
-    parse, ConfigError, InboxOverflow, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
+    parse, ApiKey, ConfigError, InboxOverflow, LogFormat, OriginPolicy, ProxyProtocol, RedisMode,
     TrustedProxies, Values,
 };
 
@@ -62,7 +62,7 @@ settings! {
     #[arg(num_args = 0..=1, default_missing_value = "true")]
     allow_anonymous: bool = boolean("false");
     /// Bearer key for /api/v1/*; unset makes the API answer 503.
-    api_key: Option<String> = text();
+    api_key: Option<ApiKey> = api_key();
     /// Comma list of allowed origins; `*` = any. Unset: no Origin, or same host.
     allowed_origins: OriginPolicy = origins();
     /// Connections per node.
