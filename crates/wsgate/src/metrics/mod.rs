@@ -29,10 +29,13 @@ pub enum RejectReason {
     HandshakeLimit,
     HandshakeIpLimit,
     Proxy,
+    /// Upgraded, but the cluster registry could not record the connection
+    /// (closed with 1013 "registry unavailable").
+    Registry,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 10] = [
+    const ALL: [RejectReason; 11] = [
         RejectReason::BadRequest,
         RejectReason::Unauthorized,
         RejectReason::Origin,
@@ -43,6 +46,7 @@ impl RejectReason {
         RejectReason::HandshakeLimit,
         RejectReason::HandshakeIpLimit,
         RejectReason::Proxy,
+        RejectReason::Registry,
     ];
 
     /// The label value.
@@ -58,6 +62,7 @@ impl RejectReason {
             RejectReason::HandshakeLimit => "handshake_limit",
             RejectReason::HandshakeIpLimit => "handshake_ip_limit",
             RejectReason::Proxy => "proxy",
+            RejectReason::Registry => "registry",
         }
     }
 }
@@ -203,6 +208,10 @@ pub struct Metrics {
     pub inbox_dropped_expired: IntCounter,
     inbox_refused: Vec<IntCounter>,
     pub broker_published: IntCounter,
+    /// `wsgate_republish_pending`, `wsgate_republished_total{result}` (`node/republish.rs`).
+    pub republish_pending: IntGauge,
+    pub republished_ok: IntCounter,
+    pub republished_dropped: IntCounter,
     pub broker_received: IntCounter,
     broker_errors: Vec<IntCounter>,
     pub broker_up: IntGauge,
@@ -248,7 +257,6 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntG
 }
 
 impl Metrics {
-    /// Creates and registers every metric (and the process collector).
     /// Creates and registers every metric (and the process collector).
     /// Fails only on a bad metric definition (a bug caught by every test).
     pub fn new() -> prometheus::Result<Metrics> {
@@ -316,6 +324,12 @@ impl Metrics {
             ]),
         )?;
         r.register(Box::new(bus_lag.clone()))?;
+        let republished = counter_vec(
+            &r,
+            "wsgate_republished_total",
+            "Direct messages published again after a failed live publish, by result.",
+            "result",
+        )?;
         let dropped = counter_vec(
             &r,
             "wsgate_inbox_dropped_total",
@@ -442,6 +456,9 @@ impl Metrics {
                 "wsgate_broker_published_total",
                 "Envelopes this node published on the cluster bus.",
             )?,
+            republish_pending: gauge(&r, "wsgate_republish_pending", "Direct messages to publish again.")?,
+            republished_ok: republished.with_label_values(&["ok"]),
+            republished_dropped: republished.with_label_values(&["dropped"]),
             broker_received: counter(
                 &r,
                 "wsgate_broker_received_total",

@@ -58,6 +58,8 @@ pub(super) struct Emitted {
     pub local: usize,
     /// Other nodes reached, or why the publish failed (counted already).
     pub remote: Result<usize, BrokerError>,
+    /// The envelope, when its publish failed (to publish it again).
+    pub unsent: Option<Envelope>,
 }
 
 impl Node {
@@ -76,18 +78,40 @@ impl Node {
             event,
             sent_ms: Some(now_ms()),
         };
-        let remote = match self.broker.publish(&envelope).await {
+        match self.broker.publish(&envelope).await {
             Ok(n) => {
                 self.metrics.broker_published.inc_by(n as u64);
-                Ok(n)
+                Emitted {
+                    local,
+                    remote: Ok(n),
+                    unsent: None,
+                }
             }
             Err(e) => {
                 self.metrics.broker_error(BrokerOp::Publish);
                 debug!(error = %e, "Bus publish failed.");
-                Err(e)
+                Emitted {
+                    local,
+                    remote: Err(e),
+                    unsent: Some(envelope),
+                }
             }
+        }
+    }
+
+    /// [`Node::emit`] for a direct message that must queue behind earlier
+    /// failed publishes: delivered locally now, published by the
+    /// republisher in order. Returns the local connections reached.
+    pub(super) fn emit_later(&self, route: Route, event: BusEvent) -> usize {
+        let local = self.deliver_local(&route, &event, None);
+        let envelope = Envelope {
+            origin: self.config.node_id.clone(),
+            route,
+            event,
+            sent_ms: Some(now_ms()),
         };
-        Emitted { local, remote }
+        self.republish.push(envelope, &self.metrics);
+        local
     }
 
     /// Delivers an event to this node's connections on `route`; returns how

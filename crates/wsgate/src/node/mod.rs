@@ -13,7 +13,10 @@
 //!   join with recovery, leave, presence events and queries, typing;
 //! - [`bus`]: [`Node::emit`], the one place an event is delivered: to the
 //!   local connections on its route, then published to the other nodes; the
-//!   same local delivery serves envelopes from the bus ([`BusSink`]).
+//!   same local delivery serves envelopes from the bus ([`BusSink`]);
+//! - [`republish`]: a direct message stored but whose live publish failed is
+//!   published again by one bounded, ordered queue per node, so a recipient
+//!   that stayed connected does not wait for its next reconnect.
 //!
 //! Order: one sender's requests are handled one at a time by its session, and
 //! each publish is awaited before the next, so per-sender order holds on every
@@ -23,6 +26,7 @@
 //! messages published while it was away are not lost to live connections.
 
 mod bus;
+mod republish;
 mod rooms;
 
 use std::sync::Arc;
@@ -43,6 +47,7 @@ use crate::hub::{Conn, Hub};
 use crate::inbox::{Inbox, InboxError, Page, Refusal, Sender, Stored};
 use crate::metrics::{BrokerOp, InboxRefused, Metrics};
 use crate::webhooks::Webhooks;
+use republish::Republisher;
 
 /// Why the node refused or could not do a request. [`crate::errors`] maps
 /// each to its protocol error code and HTTP status, in one place.
@@ -90,6 +95,8 @@ pub struct Node {
     history: Arc<dyn History>,
     /// Where accepted messages are written for `message.*` webhooks.
     webhooks: Option<Webhooks>,
+    /// Direct messages whose live publish failed, published again.
+    republish: Arc<Republisher>,
 }
 
 impl Node {
@@ -103,6 +110,12 @@ impl Node {
         history: Arc<dyn History>,
         webhooks: Option<Webhooks>,
     ) -> Arc<Node> {
+        let republish = Arc::new(Republisher::default());
+        tokio::spawn(Republisher::run(
+            Arc::downgrade(&republish),
+            broker.clone(),
+            metrics.clone(),
+        ));
         let node = Arc::new(Node {
             config,
             metrics,
@@ -111,6 +124,7 @@ impl Node {
             inbox,
             history,
             webhooks,
+            republish,
         });
         let sink: Arc<dyn BusSink> = node.clone();
         node.broker.start(Arc::downgrade(&sink));
@@ -196,18 +210,33 @@ impl Node {
             hooks.message(&message);
         }
         let id = message.id.clone();
-        let sent = self
-            .emit(
-                Route::User(to.to_owned()),
-                Self::message_event(message),
-                None,
-            )
-            .await;
-        // Stored already: a failed live publish is replayed from the inbox
-        // at the next connect or bus catch-up (counted by `emit`).
+        let route = Route::User(to.to_owned());
+        let event = Self::message_event(message);
+        if self.republish.is_pending() {
+            // Behind what waits for a republish, in order (`republish.rs`).
+            let local = self.emit_later(route, event);
+            return Ok(Sent {
+                id,
+                online: Some(local > 0),
+                duplicate: false,
+            });
+        }
+        let sent = self.emit(route, event, None).await;
+        let remote = match sent.remote {
+            Ok(n) => n,
+            Err(_) => {
+                // Stored already, so the sender's `ok` stands; the live
+                // publish is tried again (`republish.rs`), and the inbox
+                // replays it at the next connect whatever happens.
+                if let Some(envelope) = sent.unsent {
+                    self.republish.push(envelope, &self.metrics);
+                }
+                0
+            }
+        };
         Ok(Sent {
             id,
-            online: Some(sent.local > 0 || sent.remote.unwrap_or(0) > 0),
+            online: Some(sent.local > 0 || remote > 0),
             duplicate: false,
         })
     }
@@ -343,17 +372,24 @@ impl Node {
         }
     }
 
-    /// Registers a new connection with the cluster.
-    pub async fn connected(&self, conn: &Arc<Conn>) {
+    /// Registers a new connection with the cluster. An error means the
+    /// registry could not record it (the broker retried, bounded): the
+    /// caller closes the connection (1013) and still calls
+    /// [`Node::disconnected`], which undoes the local part. A connection
+    /// never stays open while the cluster shows its user offline.
+    pub async fn connected(&self, conn: &Arc<Conn>) -> Result<(), NodeError> {
         self.hub.add(conn);
         self.metrics.connections.set(self.hub.len() as i64);
         self.broker.set_local_connections(self.hub.len() as u64);
-        if let Err(e) = self.broker.user_connections(&conn.user, 1).await {
-            // Counted, not logged per connection: an outage would flood the log.
-            // The broker re-registers every local user when it reconnects.
-            self.metrics.broker_error(BrokerOp::Registry);
-            debug!(error = %e, "Could not register a connection in the cluster registry.");
-        }
+        self.broker
+            .user_connections(&conn.user, 1)
+            .await
+            .map_err(|e| {
+                // Counted, not logged per connection: an outage would flood the log.
+                self.metrics.broker_error(BrokerOp::Registry);
+                debug!(error = %e, "Could not register a connection in the cluster registry.");
+                NodeError::Cluster(e)
+            })
     }
 
     /// Unregisters a closed connection: leaves its rooms, updates the registry.

@@ -37,7 +37,7 @@ use crate::client_addr::ClientAddr;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::hub::{to_ws_message, Conn, Outgoing};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RejectReason};
 use crate::node::Node;
 use limits::{ErrorWindow, RateLimiter};
 
@@ -63,7 +63,13 @@ enum End {
     Abnormal,
     /// Closed with 1013 because the inbox could not be read for the replay.
     InboxUnavailable,
+    /// Closed with 1013 because the cluster registry could not record the
+    /// connection (the user would look offline while connected).
+    RegistryUnavailable,
 }
+
+/// The close reason when the registry cannot record a new connection.
+const REGISTRY_UNAVAILABLE: &str = "registry unavailable";
 
 /// One request's result: a reply, nothing, or an error.
 type Handled = Result<Option<Reply>, crate::errors::RequestError>;
@@ -175,8 +181,15 @@ enum Event {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn run(mut self) {
-        Box::pin(self.env.node.connected(&self.conn)).await;
-        let end = self.serve().await;
+        let end = match Box::pin(self.env.node.connected(&self.conn)).await {
+            Ok(()) => self.serve().await,
+            Err(e) => {
+                debug!(user = %self.conn.user, error = %e, "Registry update failed; closing with 1013.");
+                self.close_with(CloseCode::TryAgainLater, REGISTRY_UNAVAILABLE)
+                    .await;
+                End::RegistryUnavailable
+            }
+        };
         let metrics = &self.env.metrics;
         match end {
             End::Server(code) => {
@@ -193,6 +206,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // Not a slow consumer: counted as a 1013 close (and the failed
             // read as a broker error).
             End::InboxUnavailable => metrics.disconnect(Some(CloseCode::TryAgainLater)),
+            End::RegistryUnavailable => {
+                metrics.rejected(RejectReason::Registry);
+                metrics.disconnect(Some(CloseCode::TryAgainLater));
+            }
         }
         debug!(
             user = %self.conn.user,

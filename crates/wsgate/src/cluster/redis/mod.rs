@@ -60,6 +60,11 @@ const REAP_GRACE: Duration = Duration::from_millis(
     subscriber::BACKOFF_MAX.as_millis() as u64 * 5 / 4 + OP_TIMEOUT.as_millis() as u64,
 );
 
+/// The pauses before each retry of a failed registry update (connect or
+/// close): two retries, within about half a second plus their round trips.
+const REGISTRY_RETRY_PAUSES: [Duration; 2] =
+    [Duration::from_millis(100), Duration::from_millis(400)];
+
 /// State shared by the broker handle and its background tasks.
 struct Inner {
     redis: Arc<Redis>,
@@ -264,33 +269,57 @@ impl Broker for RedisBroker {
                 .await
             }
         };
-        // In order with resync for this user (see `intent`).
-        let _order = inner.intent.lock(user).await;
-        inner.intent.apply(user, delta);
-        let node_side = count(keys.node_users(&inner.node), user.to_owned());
-        let user_side = async {
-            match &inner.webhooks {
-                Some(hooks) => {
-                    let mut c = conn.clone();
-                    hooks
-                        .user_count(&mut c, user, &inner.node, Some(delta))
-                        .await
-                        .map(|()| 0)
+        let first: Result<(), RedisError> = async {
+            // In order with resync for this user (see `intent`).
+            let _order = inner.intent.lock(user).await;
+            inner.intent.apply(user, delta);
+            let node_side = count(keys.node_users(&inner.node), user.to_owned());
+            let user_side = async {
+                match &inner.webhooks {
+                    Some(hooks) => {
+                        let mut c = conn.clone();
+                        hooks
+                            .user_count(&mut c, user, &inner.node, Some(delta))
+                            .await
+                            .map(|()| 0)
+                    }
+                    None => count(keys.user(user), inner.node.clone()).await,
                 }
-                None => count(keys.user(user), inner.node.clone()).await,
+            };
+            // Opening: the node's index first, so it always covers the registry;
+            // closing: the registry first. A node dying between leaves an index
+            // entry its reaper undoes (removing an absent field is harmless).
+            if delta > 0 {
+                node_side.await?;
+                user_side.await?;
+            } else {
+                user_side.await?;
+                node_side.await?;
             }
-        };
-        // Opening: the node's index first, so it always covers the registry;
-        // closing: the registry first. A node dying between leaves an index
-        // entry its reaper undoes (removing an absent field is harmless).
-        if delta > 0 {
-            node_side.await?;
-            user_side.await?;
-        } else {
-            user_side.await?;
-            node_side.await?;
+            Ok(())
         }
-        Ok(())
+        .await;
+        let Err(mut last) = first else {
+            return Ok(());
+        };
+        // The delta may or may not have been applied (a timeout after Redis
+        // ran it): sending it again could count twice. The retries write the
+        // absolute count this node means instead, as resync does, which is
+        // idempotent. Bounded: `REGISTRY_RETRY_PAUSES`, each attempt bounded
+        // by `OP_TIMEOUT`; only at connect and close, never on the message path.
+        for pause in REGISTRY_RETRY_PAUSES {
+            inner.metrics.broker_error(BrokerOp::Registry);
+            tokio::time::sleep(pause).await;
+            let attempt = async {
+                let conn = r.conn().await?;
+                inner.register_user(conn, user).await
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last.into())
     }
 
     async fn user_status(&self, user: &str) -> Result<u64, BrokerError> {

@@ -106,7 +106,7 @@ impl Inner {
 
     /// Writes one user's count as this node means it, under the user's
     /// lock: node side first when it holds connections, last when not.
-    async fn register_user(
+    pub(super) async fn register_user(
         &self,
         mut conn: redis::aio::MultiplexedConnection,
         user: &str,
