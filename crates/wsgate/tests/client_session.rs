@@ -241,3 +241,85 @@ async fn cluster_a_session_on_a_killed_node_recovers_on_the_survivor() {
     let m = alice.next_message(T).await.unwrap();
     assert_eq!((m.offset, m.replay), (Some(16), false));
 }
+
+/// `INFO memory`'s `used_memory`.
+async fn used_memory(redis: &RedisServer) -> u64 {
+    let mut conn = redis.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO memory");
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory")
+}
+
+async fn set_maxmemory(redis: &RedisServer, bytes: u64) {
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(bytes)
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG SET maxmemory");
+}
+
+/// `Session::send` retries `unavailable` with the same id against the real
+/// binary: Redis sits inside `--redis-memory-reserve`, so the node refuses
+/// stores (`unavailable`, nothing stored); once Redis has room again the
+/// retry stores the message, once, under the id the session chose.
+#[tokio::test]
+async fn session_send_retries_unavailable_with_the_same_id() {
+    let cluster = Cluster::start_on(
+        RedisServer::start().await,
+        1,
+        &["--redis-memory-reserve", "50%"],
+    )
+    .await;
+    let node = &cluster.nodes[0];
+    // maxmemory just above what Redis uses: inside the 50% reserve.
+    set_maxmemory(
+        &cluster.redis,
+        used_memory(&cluster.redis).await + (1 << 20),
+    )
+    .await;
+    let mut probe = node.connect("probe").await;
+    poll!("the node refuses stores (unavailable)", WAIT, {
+        let r = probe.request(send("nobody", json!("probe"))).await;
+        matches!(r, Err(ref e) if e.code() == Some(wsgate_client::ErrorCode::Unavailable))
+            .then_some(())
+    });
+    let refused = "wsgate_inbox_refused_total{reason=\"redis_memory\"}";
+    let before = node.metric(refused).await;
+
+    let mut opts = session_options("alice", &[node.ws_url()], false);
+    opts.endpoints[0] = Options::new(node.user_url("alice"));
+    opts.send_attempts = 100;
+    opts.send_retry = Backoff::new(Duration::from_millis(100), Duration::from_millis(200));
+    let mut alice = Session::connect(opts).await.expect("alice's session");
+    let id = "018f6b8e-6a2c-7cc0-8000-00000000c11e";
+    let sending = tokio::spawn(async move {
+        let r = alice.send_with_id("bob", json!("kept"), id).await;
+        (alice, r)
+    });
+    // The session's first attempt was refused...
+    eventually(
+        "the session's send is refused at least once",
+        WAIT,
+        || async { node.metric(refused).await > before },
+    )
+    .await;
+    // ...and once Redis has room, a retry with the same id is stored.
+    set_maxmemory(&cluster.redis, 0).await;
+    let (_alice, reply) = sending.await.expect("sender task");
+    let reply = reply.expect("the retried send is answered ok");
+    assert_eq!(reply.id.as_deref(), Some(id));
+    assert_eq!(reply.duplicate, None, "the refused attempts stored nothing");
+    assert_eq!(cluster.redis.inbox_len("bob").await, 1, "stored once");
+    let mut bob = node.connect("bob").await;
+    let m = bob.next_message(T).await.expect("bob gets the message");
+    assert_eq!((m.id.as_str(), m.replay), (id, true));
+}
