@@ -537,3 +537,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -262,3 +262,30 @@ fn the_budget_evicts_the_coldest_room_first() {
     }
     assert_eq!(offsets(&tiny.read_at("r", 0, 100, t.now())), [3]);
 }
+
+/// On tokio's paused clock (#10): the sweeper task (every ttl / 4) forgets a
+/// room `history-ttl` after its last message, and a publish renews it.
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_forgets_a_room_ttl_after_its_last_message() {
+    let (h, _) = history(10, usize::MAX);
+    h.start();
+    h.publish("r", &envelope("r", "1")).await.unwrap();
+    tokio::time::sleep(TTL / 2).await;
+    h.publish("r", &envelope("r", "2")).await.unwrap();
+    let epoch = h.read("r", 0, 10).await.unwrap().position.epoch;
+    // 0.9 TTL after the last message: still kept.
+    tokio::time::sleep(TTL * 9 / 10).await;
+    assert_eq!(lock(&h.rooms).map.len(), 1);
+    // Past TTL plus a sweep period (TTL / 4): the sweeper forgot it, no read needed.
+    tokio::time::sleep(TTL * 4 / 10).await;
+    assert!(
+        lock(&h.rooms).map.is_empty(),
+        "the sweeper dropped the room"
+    );
+    let after = h.read("r", 0, 10).await.unwrap();
+    assert!(after.messages.is_empty());
+    assert_ne!(
+        after.position.epoch, epoch,
+        "a forgotten history starts a new epoch"
+    );
+}

@@ -170,3 +170,27 @@ async fn pages_follow_the_cursor_through_acks_and_compaction() {
         ["0", "599"]
     );
 }
+
+/// On tokio's paused clock (#10): the sweeper task (every ttl / 4) drops an
+/// inbox `inbox-ttl` after its last store, counted as `expired`, without a
+/// read; every store renews the expiry.
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_expires_an_inbox_ttl_after_its_last_store() {
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let i = MemoryInbox::new(limits(10, 1 << 20, 10, Overflow::Reject), metrics.clone());
+    i.start();
+    let a = Sender::User("a");
+    i.store("u", a, &msg("1", "a")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    // Renewed: it now expires 60 s after this store, at t = 100 s.
+    i.store("u", a, &msg("2", "a")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(metrics.inbox_dropped_expired.get(), 0, "t = 90 s: kept");
+    assert_eq!(ids(&i).await, ["1", "2"]);
+    // Past t = 100 s plus one sweep period (15 s): the sweeper dropped it
+    // (counted before any read could).
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert_eq!(metrics.inbox_dropped_expired.get(), 2, "t = 115 s: swept");
+    assert!(i.lock().is_empty(), "nothing is held for the user");
+    assert!(ids(&i).await.is_empty());
+}
