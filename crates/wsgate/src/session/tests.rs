@@ -50,6 +50,7 @@ fn node() -> Arc<Shared> {
         broker,
         inbox,
         history,
+        None,
     );
     Shared::new(node, config, metrics, auth)
 }
