@@ -1,6 +1,6 @@
 //! Fan-out hot path: one message pushed to N connections' outboxes through the
 //! hub, encoded once and shared, then taken out as the session's write loop
-//! would (the WebSocket message for its codec). Run: `cargo bench -p wsgate`.
+//! would (the encoded payload for its codec). Run: `cargo bench -p wsgate`.
 
 #![allow(
     clippy::unwrap_used,
@@ -55,7 +55,7 @@ fn fanout(c: &mut Criterion) {
                 for (conn, codec) in outboxes.iter() {
                     conn.take(&mut taken, 1);
                     for d in taken.drain(..) {
-                        let m = d.ws_message(*codec).expect("encodes");
+                        let m = d.payload(*codec).expect("encodes");
                         std::hint::black_box(m);
                     }
                 }

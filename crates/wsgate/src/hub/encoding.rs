@@ -1,18 +1,16 @@
 //! Encoding for the sockets: a frame on its way to one or more connections
-//! ([`Outgoing`]) and the WebSocket message each codec writes.
+//! ([`Outgoing`]) and the payload each codec writes.
 //!
 //! Serialize once, fan out bytes: an [`Outgoing`] wraps the protocol crate's
 //! [`EncodedFrame`], which encodes the frame at most once per codec, on first
-//! use, into shared [`Bytes`]; every socket's WebSocket message points at those
-//! bytes. JSON goes out as a text frame built straight from the encoded bytes
-//! (serde_json output is UTF-8, so it is not validated again per socket).
+//! use, into shared [`Bytes`]; every socket's WebSocket frame points at those
+//! bytes (the session writes them as they are: a text frame for JSON, whose
+//! serde_json output is UTF-8 and is not validated again per socket, a binary
+//! frame for MessagePack).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::Message;
 use wsgate_protocol::{Codec, EncodedFrame, Kind, ServerFrame};
 
 /// One frame on its way to one or more connections, shared as
@@ -52,11 +50,11 @@ impl Outgoing {
         self.message
     }
 
-    /// The WebSocket message for `codec`, encoded on first use. `None` only if
-    /// the frame cannot be encoded (content MessagePack cannot carry).
-    pub fn ws_message(&self, codec: Codec) -> Option<Message> {
+    /// The encoded payload for `codec`, encoded on first use and shared. `None`
+    /// only if the frame cannot be encoded (content MessagePack cannot carry).
+    pub fn payload(&self, codec: Codec) -> Option<Bytes> {
         match self.frame.bytes(codec) {
-            Ok(bytes) => Some(ws_message(codec, bytes)),
+            Ok(bytes) => Some(bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "Frame encoding failed.");
                 None
@@ -65,20 +63,10 @@ impl Outgoing {
     }
 }
 
-/// The WebSocket message carrying `bytes` encoded with `codec`.
-fn ws_message(codec: Codec, bytes: Bytes) -> Message {
-    match codec {
-        // A text frame over the shared bytes: `Message::Text` would check
-        // UTF-8 again on every socket. `bytes` is serde_json output, UTF-8.
-        Codec::Json => Message::Frame(Frame::message(bytes, OpCode::Data(Data::Text), true)),
-        Codec::Msgpack => Message::Binary(bytes),
-    }
-}
-
 /// Encodes one frame for one connection (replies, errors, `welcome`).
-pub fn to_ws_message(codec: Codec, frame: &ServerFrame) -> Option<Message> {
+pub fn encode(codec: Codec, frame: &ServerFrame) -> Option<Bytes> {
     match wsgate_protocol::encode_server(codec, frame) {
-        Ok(bytes) => Some(ws_message(codec, bytes)),
+        Ok(bytes) => Some(bytes),
         Err(e) => {
             tracing::warn!(error = %e, "Frame encoding failed.");
             None

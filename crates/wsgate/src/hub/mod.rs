@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use wsgate_protocol::{CloseCode, Position, ServerFrame};
 
-pub use encoding::{to_ws_message, Outgoing};
+pub use encoding::{encode, Outgoing};
 pub use outbox::{Conn, ConnId, Pushed};
 
 #[derive(Default)]

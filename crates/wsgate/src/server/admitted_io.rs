@@ -19,7 +19,8 @@
 //!   bytes read meanwhile (a pipelined request) take no slot here, so the
 //!   service takes them for such a request itself.
 //! - `Upgraded`: the socket belongs to a WebSocket session; reads pass
-//!   through.
+//!   through, and the IO lets go of the shared state at its next read (an
+//!   idle connection does not keep it for its whole life).
 //!
 //! Idle keep-alive connections and slow request heads are closed by hyper's
 //! header read timeout (`--handshake-timeout`), which runs from the end of the
@@ -121,7 +122,8 @@ pub struct AdmittedIo {
     inner: TcpStream,
     /// Bytes read before HTTP started (after a PROXY header), served first.
     prefix: Bytes,
-    conn: Arc<ConnAdmission>,
+    /// `None` once the socket is a WebSocket's.
+    conn: Option<Arc<ConnAdmission>>,
     refusing: Option<Refusing>,
 }
 
@@ -130,7 +132,7 @@ impl AdmittedIo {
         AdmittedIo {
             inner,
             prefix,
-            conn,
+            conn: Some(conn),
             refusing: None,
         }
     }
@@ -197,6 +199,11 @@ impl AsyncRead for AdmittedIo {
         if this.refusing.is_some() {
             return this.poll_refuse(cx);
         }
+        let phase = this.conn.as_ref().map(|c| c.phase.load(Ordering::Acquire));
+        if phase == Some(UPGRADED) {
+            // Its phase can change no more: nothing left to share.
+            this.conn = None;
+        }
         let before = buf.filled().len();
         if this.prefix.has_remaining() {
             let n = this.prefix.len().min(buf.remaining());
@@ -206,8 +213,12 @@ impl AsyncRead for AdmittedIo {
             ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         }
         let read = buf.filled().len() > before;
-        if read && this.conn.phase.load(Ordering::Acquire) == IDLE {
-            if let Err(refusal) = this.conn.first_byte() {
+        let idle = this
+            .conn
+            .as_ref()
+            .filter(|c| c.phase.load(Ordering::Acquire) == IDLE);
+        if let (true, Some(conn)) = (read, idle) {
+            if let Err(refusal) = conn.first_byte() {
                 tracing::debug!(
                     reason = refusal.reason().as_str(),
                     "Request refused at its first byte."
@@ -217,7 +228,7 @@ impl AsyncRead for AdmittedIo {
                 return this.poll_refuse(cx);
             }
             // The slots now belong to this request; `answering` hands them on.
-            this.conn.phase.store(HEAD, Ordering::Release);
+            conn.phase.store(HEAD, Ordering::Release);
         }
         Poll::Ready(Ok(()))
     }
@@ -248,10 +259,11 @@ impl AsyncWrite for AdmittedIo {
         let this = self.get_mut();
         ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
         // The answer is on the wire: the next byte read starts a new request.
-        let _not_answering =
-            this.conn
-                .phase
-                .compare_exchange(ANSWERING, IDLE, Ordering::AcqRel, Ordering::Acquire);
+        if let Some(conn) = &this.conn {
+            let _not_answering =
+                conn.phase
+                    .compare_exchange(ANSWERING, IDLE, Ordering::AcqRel, Ordering::Acquire);
+        }
         Poll::Ready(Ok(()))
     }
 

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::{Either, FutureExt};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -285,26 +286,30 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
     let metrics = server.metrics.clone();
     let ws_settings = ws_config(&server.config);
     let span = tracing::debug_span!("session", client = %client);
-    server.drain.spawn_session(
-        async move {
-            // Held for the session's whole life.
-            let _slots = (connection_slot, ip_slot);
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    metrics.connections_accepted.inc();
-                    let ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(ws_settings),
-                    )
-                    .await;
-                    crate::session::run(sessions, ws, identity, codec, client).await;
-                }
-                Err(e) => debug!(error = %e, "Upgrade failed after the 101."),
-            }
+    // Combinators rather than an `async` block: a block keeps a slot for every
+    // value it captures beside the session for the connection's whole life;
+    // here each step's closure is consumed when the step is done, and only the
+    // connection's slots stay (released when the session ends).
+    let slots = (connection_slot, ip_slot);
+    let session = on_upgrade.then(move |upgraded| match upgraded {
+        Ok(upgraded) => {
+            metrics.connections_accepted.inc();
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(ws_settings),
+            );
+            Either::Left(ws.then(move |ws| {
+                crate::session::run(sessions, ws, identity, codec, client)
+                    .map(move |()| drop(slots))
+            }))
         }
-        .instrument(span),
-    );
+        Err(e) => {
+            debug!(error = %e, "Upgrade failed after the 101.");
+            Either::Right(std::future::ready(()))
+        }
+    });
+    server.drain.spawn_session(session.instrument(span));
     // Its reads now belong to the WebSocket: they take no handshake slot.
     conn.upgraded();
 

@@ -2,10 +2,11 @@
 //! socket open and reading (data frames dropped unhandled) until the peer's
 //! Close or a short timeout, so the socket is never closed with unread bytes
 //! (which makes the kernel answer with a reset that can discard the close
-//! frame before the peer reads it). After a read that left the stream
+//! frame before the peer reads it). Frames of a batch whose write the close
+//! interrupted are written first ([`super::writer`]). After a read that left the stream
 //! mid-frame (1009, 1007, 1002) the rest is drained as raw bytes.
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -55,7 +56,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             CloseCode::TooBig | CloseCode::InvalidPayload | CloseCode::ProtocolError
         );
         let ws = &mut self.ws;
+        let out = &mut self.out;
         let handshake = tokio::time::timeout(wait, async {
+            // A batch left half written (a close requested during its write)
+            // goes out whole first, after what tungstenite holds: the Close
+            // must never land inside another frame.
+            if ws.flush().await.is_err() || out.write_to(ws.get_mut()).await.is_err() {
+                return;
+            }
             if ws.close(Some(frame)).await.is_err() {
                 return;
             }

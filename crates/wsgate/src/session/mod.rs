@@ -4,7 +4,9 @@
 //! A session is one task with one `select!` over: a close request (drain,
 //! slow consumer, API disconnect), one timer (next ping, heartbeat deadline,
 //! token expiry, ack redelivery), the socket, and the connection's bounded
-//! outbox. Frames to write are batched (`feed` then one `flush`). A write that
+//! outbox. Frames to write are batched: up to [`WRITE_BATCH`] frames go out in
+//! one vectored write ([`writer`]), their payloads the bytes shared by every
+//! socket, with no per-connection write buffer. A write that
 //! cannot make progress is abandoned when a close is requested, so a client
 //! that never reads cannot pin its session: its outbox fills, the hub marks it
 //! a slow consumer, and it is closed with 1013.
@@ -14,12 +16,16 @@
 //! then the outbox: the replay always comes before new live direct messages.
 
 mod close;
+#[cfg(test)]
+mod footprint;
 pub mod limits;
 mod recovery;
 mod replay;
 mod requests;
+pub mod writer;
 
 use std::collections::VecDeque;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,13 +36,14 @@ use tokio::time::{sleep_until, Instant, Sleep};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
+use writer::Writer;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
 
 use crate::auth::{Authenticator, Identity};
 use crate::client_addr::ClientAddr;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::hub::{to_ws_message, Conn, Outgoing};
+use crate::hub::{encode, Conn, Outgoing};
 use crate::metrics::{Metrics, RejectReason};
 use crate::node::Node;
 use limits::{ErrorWindow, RateLimiter};
@@ -133,7 +140,7 @@ where
         ws,
         taken: Vec::new(),
         rooms: Vec::new(),
-        out: Vec::new(),
+        out: Writer::default(),
         unacked: VecDeque::new(),
         recovery: None,
     };
@@ -159,7 +166,8 @@ struct Session<S> {
     /// Frames taken from the outbox for the current write batch.
     taken: Vec<Arc<Outgoing>>,
     rooms: Vec<Arc<str>>,
-    out: Vec<Message>,
+    /// Frames to write next (one batch), and a batch left half written.
+    out: Writer,
     limiter: RateLimiter,
     errors: ErrorWindow,
     last_read: Instant,
@@ -296,16 +304,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn queue(&mut self, frame: &ServerFrame) {
-        if let Some(m) = to_ws_message(self.codec, frame) {
-            self.out.push(m);
+        if let Some(bytes) = encode(self.codec, frame) {
+            self.out.data(self.codec, bytes);
         }
     }
 
     fn push_delivery(&mut self, d: &Outgoing) {
-        let Some(m) = d.ws_message(self.codec) else {
+        let Some(bytes) = d.payload(self.codec) else {
             return;
         };
-        self.out.push(m);
+        self.out.data(self.codec, bytes);
         if let Some((kind, accepted_ms)) = d.message_info() {
             let latency = now_ms().saturating_sub(accepted_ms) as f64 / 1000.0;
             self.env.metrics.delivered(kind, latency);
@@ -329,10 +337,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let ws = &mut self.ws;
         let out = &mut self.out;
         let write = async {
-            for m in out.drain(..) {
-                ws.feed(m).await?;
-            }
-            ws.flush().await
+            // Whatever tungstenite queued itself (a pong) goes first, whole.
+            ws.flush().await.map_err(io::Error::other)?;
+            out.write_to(ws.get_mut()).await
         };
         let result = tokio::select! {
             biased;
@@ -343,8 +350,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err(_) => Some(Err(CloseCode::TryAgainLater)),
             },
         };
-        // Give the batch's buffer back: most connections are idle between writes.
-        self.out = Vec::new();
         match result {
             None => Ok(()),
             Some(Ok(())) => Err(End::Abnormal),
@@ -374,7 +379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Err(self.close_with(CloseCode::Policy, "token expired").await);
         }
         if now >= self.next_ping {
-            self.out.push(Message::Ping(Default::default()));
+            self.out.ping();
             self.next_ping = now + config.ping_interval;
         }
         if self.unacked.front().is_some_and(|(_, t)| now >= *t) {

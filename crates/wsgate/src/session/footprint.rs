@@ -1,0 +1,25 @@
+//! What an idle connection's session costs in memory, kept in check: the
+//! session future lives as long as the connection, inside its task, so every
+//! byte it grows by is paid once per connection (docs/benchmarks.md,
+//! "Performance round 2").
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+
+/// The size of the future `f` returns, without calling it.
+fn returned_size<A, B, C, D, E, F>(_: fn(A, B, C, D, E) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+#[test]
+fn the_session_future_stays_small() {
+    let size = returned_size(super::run::<TokioIo<Upgraded>>);
+    // 1,712 bytes in test builds when this was written (smaller in release);
+    // the budget leaves room for a field or two, not for an await state that
+    // holds a request handler (box those, as `serve` does).
+    let budget = 1800;
+    assert!(
+        size <= budget,
+        "the session future is {size} bytes, over its budget of {budget}"
+    );
+}
