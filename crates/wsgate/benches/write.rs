@@ -11,7 +11,7 @@
     reason = "a benchmark: its fixed inputs are valid, and a failure stops it with its message"
 )]
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -40,6 +40,13 @@ impl Write for Sink {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// tungstenite's socket must read too; nothing comes.
+impl Read for Sink {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
