@@ -194,6 +194,24 @@ fn redis_mode_settings_default_and_validate() {
 }
 
 #[test]
+fn webhooks_are_refused_in_redis_cluster_mode() {
+    let mut c = Config {
+        webhook_url: Some(webhooks::ReceiverUrl::parse("http://127.0.0.1:8081/hooks").unwrap()),
+        webhook_secret: Some("s".into()),
+        ..Config::default()
+    };
+    assert!(c.check_webhooks().is_ok());
+    c.redis_mode = RedisMode::Sentinel;
+    assert!(c.check_webhooks().is_ok());
+    c.redis_mode = RedisMode::Cluster;
+    let err = c.check_webhooks().unwrap_err().to_string();
+    assert!(
+        err.contains("--webhook-url") && err.contains("--redis-mode cluster"),
+        "{err}"
+    );
+}
+
+#[test]
 fn log_level_is_checked_not_replaced() {
     for level in ["info", "wsgate=debug,info", "warn,hyper=off", "TRACE"] {
         assert_eq!(parse(&["--log-level", level]).unwrap().log_level, level);

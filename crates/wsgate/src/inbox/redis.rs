@@ -47,7 +47,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::metrics::{BrokerOp, Metrics};
-use crate::redis::{Redis, RedisError, OP_TIMEOUT};
+use crate::redis::{Conn, Redis, RedisError, OP_TIMEOUT};
 
 /// Redis TTL margin past the inbox expiry.
 const SAFETY_MS: u64 = 3_600_000;
@@ -113,11 +113,9 @@ impl ListInbox {
     }
 
     /// With `--redis-wait-replicas N`: `WAIT N` on the connection that made
-    /// the store, so the store is on N replicas before the sender's `ok`.
-    async fn confirm(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> Result<(), RedisError> {
+    /// the store (in Redis Cluster: to the primary of `key`'s slot, on the
+    /// same connection), so the store is on N replicas before the sender's `ok`.
+    async fn confirm(&self, conn: &mut Conn, key: &str) -> Result<(), RedisError> {
         let Some((wanted, timeout)) = self.wait else {
             return Ok(());
         };
@@ -125,10 +123,12 @@ impl ListInbox {
             .redis
             .timed_for(
                 timeout + OP_TIMEOUT,
-                redis::cmd("WAIT")
-                    .arg(wanted)
-                    .arg(timeout.as_millis() as u64)
-                    .query_async(conn),
+                conn.query_at(
+                    key,
+                    redis::cmd("WAIT")
+                        .arg(wanted)
+                        .arg(timeout.as_millis() as u64),
+                ),
             )
             .await?;
         if acked < wanted {
@@ -231,7 +231,7 @@ impl Inbox for ListInbox {
         };
         // A duplicate waits too: its first store may not have reached the
         // replicas (that is why the sender retried).
-        self.confirm(&mut conn).await?;
+        self.confirm(&mut conn, &keys.inbox(user)).await?;
         Ok(outcome)
     }
 
@@ -394,6 +394,19 @@ pub fn headroom(used: u64, max: u64, reserve: f64) -> u64 {
     limit.saturating_sub(used)
 }
 
+/// The text(s) of an `INFO` answer: one from a single Redis, one per
+/// primary (a map address → text) from a Redis Cluster.
+fn info_texts(v: &Value) -> Vec<String> {
+    match v {
+        Value::BulkString(b) => vec![String::from_utf8_lossy(b).into_owned()],
+        Value::SimpleString(t) => vec![t.clone()],
+        Value::VerbatimString { text, .. } => vec![text.clone()],
+        Value::Map(entries) => entries.iter().flat_map(|(_, v)| info_texts(v)).collect(),
+        Value::Array(items) => items.iter().flat_map(info_texts).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// `used_memory` and `maxmemory` from an `INFO memory` answer.
 fn parse_memory(info: &str) -> Option<(u64, u64)> {
     let field = |name: &str| {
@@ -421,18 +434,35 @@ async fn memory_watch(
         let Some(redis) = redis.upgrade() else {
             return;
         };
-        let info: Result<String, RedisError> = async {
+        let info: Result<Value, RedisError> = async {
             let mut conn = redis.conn().await?;
             redis
                 .timed(redis::cmd("INFO").arg("memory").query_async(&mut conn))
                 .await
         }
         .await;
-        let Some((used, max)) = info.ok().as_deref().and_then(parse_memory) else {
+        // One answer per primary in Redis Cluster: the fullest shard decides
+        // (an inbox's shard is not known here; being strict is the safe side).
+        let answers: Vec<(u64, u64)> = match &info {
+            Ok(v) => info_texts(v)
+                .iter()
+                .filter_map(|t| parse_memory(t))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let Some(h) = answers
+            .iter()
+            .map(|(used, max)| headroom(*used, *max, reserve))
+            .min()
+        else {
             metrics.broker_error(BrokerOp::Inbox);
             continue;
         };
-        let h = headroom(used, max, reserve);
+        let (used, max) = answers
+            .iter()
+            .copied()
+            .min_by_key(|(used, max)| headroom(*used, *max, reserve))
+            .unwrap_or_default();
         room.store(h, Ordering::Relaxed);
         let now_refusing = h < store_cost(PAGE_BYTES);
         if now_refusing != refusing {

@@ -8,7 +8,10 @@
 //! subscriber.
 //!
 //! Where they go depends on `--redis-mode` ([`Target`]): `single` connects to
-//! the URL; `sentinel` asks the Sentinels for the primary of
+//! the URL; `cluster` opens redis-rs's cluster client on the seed URLs (each
+//! command routed to the shard of its key, see [`super::cluster`]), and
+//! the subscriber opens one pub/sub connection per shard primary
+//! ([`Redis::node_client`]); `sentinel` asks the Sentinels for the primary of
 //! `--redis-sentinel-master` each time it (re)connects, with the URL's
 //! credentials and TLS scheme, and checks the answer really is a primary
 //! (`ROLE`). A command answered `READONLY` (a primary demoted by a failover)
@@ -36,11 +39,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{MultiplexedConnection, PubSub};
+use redis::aio::PubSub;
+use redis::cluster::ClusterClient;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, ServerErrorKind, TlsMode};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    ProtocolVersion, ServerErrorKind, TlsMode,
+};
 use tokio::sync::watch;
 
+use super::cluster::{Conn, ShardMap};
 use super::keys::Keys;
 use super::scripts::Scripts;
 use crate::config::{split_urls, Config, ConfigError, RedisMode};
@@ -77,6 +85,8 @@ pub enum RedisError {
 /// Where the connections go.
 enum Target {
     Single(redis::Client),
+    /// A Redis Cluster, through its seed nodes (boxed: the client is large).
+    Cluster(Box<ClusterTarget>),
     Sentinel {
         sentinel: tokio::sync::Mutex<Sentinel>,
         master: String,
@@ -84,14 +94,21 @@ enum Target {
     },
 }
 
+/// A Redis Cluster: its client, and the first seed, whose settings
+/// (credentials, TLS) the per-primary pub/sub connections take.
+struct ClusterTarget {
+    client: ClusterClient,
+    seed: ConnectionInfo,
+}
+
 /// The Redis side of a node: connections, key names, scripts.
 pub struct Redis {
     target: Target,
     /// The shared command connection and the one for replica-confirmed stores.
-    shared: Mutex<Option<MultiplexedConnection>>,
-    durable: Mutex<Option<MultiplexedConnection>>,
+    shared: Mutex<Option<Conn>>,
+    durable: Mutex<Option<Conn>>,
     /// The connection for bulk reads (inbox pages).
-    bulk: Mutex<Option<MultiplexedConnection>>,
+    bulk: Mutex<Option<Conn>>,
     /// One connect at a time (the others then reuse its connection).
     connecting: tokio::sync::Mutex<()>,
     primary_changes: watch::Sender<u64>,
@@ -154,11 +171,22 @@ impl Redis {
                 }
             }
             RedisMode::Cluster => {
-                return Err(ConfigError::Invalid {
-                    name: "redis-mode",
-                    value: "cluster".into(),
-                    reason: "Redis Cluster mode is not built yet".into(),
-                })
+                let infos = urls
+                    .iter()
+                    .map(|u| u.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(e.to_string()))?;
+                let seed = infos[0].clone();
+                // Retries stay few: every call is bounded by OP_TIMEOUT
+                // anyway, and a caller that gets `unavailable` retries.
+                let client = ClusterClient::builder(infos)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .retries(3)
+                    .min_retry_wait(50)
+                    .max_retry_wait(500)
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?;
+                Target::Cluster(Box::new(ClusterTarget { client, seed }))
             }
         };
         Ok(Arc::new(Redis {
@@ -189,10 +217,72 @@ impl Redis {
         self.primary_changes.subscribe()
     }
 
+    /// Whether this is `--redis-mode cluster`.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// The command that publishes `payload` on `channel`: `SPUBLISH` (a
+    /// shard channel, routed by its slot) in cluster mode, else `PUBLISH`.
+    pub fn publish_cmd(&self, channel: &str, payload: &[u8]) -> Cmd {
+        let mut cmd = redis::cmd(if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        });
+        cmd.arg(channel).arg(payload);
+        cmd
+    }
+
+    /// Cluster mode: which primary serves which slots (`CLUSTER SLOTS`).
+    pub async fn shard_map(&self) -> Result<ShardMap, RedisError> {
+        let Target::Cluster(cluster) = &self.target else {
+            return Err(RedisError::Reply("not a Redis Cluster"));
+        };
+        let seed = &cluster.seed;
+        let Conn::Cluster(mut conn) = self.conn().await? else {
+            return Err(RedisError::Reply("not a Redis Cluster"));
+        };
+        let host = match seed.addr() {
+            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        self.timed(ShardMap::read(&mut conn, &host)).await
+    }
+
+    /// Cluster mode: a RESP3 client for one node (`host:port`), with the
+    /// seed URL's credentials and TLS, for a shard's pub/sub connection.
+    pub fn node_client(&self, host: &str, port: u16) -> Result<redis::Client, RedisError> {
+        let Target::Cluster(cluster) = &self.target else {
+            return Err(RedisError::Reply("not a Redis Cluster"));
+        };
+        let seed = &cluster.seed;
+        let addr = match seed.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let info = seed.clone().set_addr(addr).set_redis_settings(
+            seed.redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3),
+        );
+        redis::Client::open(info).map_err(RedisError::Connect)
+    }
+
     /// A client for the current primary (in sentinel mode: asked now).
     async fn primary(&self) -> Result<redis::Client, RedisError> {
         match &self.target {
             Target::Single(client) => Ok(client.clone()),
+            Target::Cluster(_) => Err(RedisError::Reply("cluster mode has no single primary")),
             Target::Sentinel {
                 sentinel,
                 master,
@@ -215,26 +305,28 @@ impl Redis {
 
     /// The command connection: one multiplexed connection shared by every
     /// task (commands pipeline on it, in order), made again after a failure.
-    pub async fn conn(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub async fn conn(&self) -> Result<Conn, RedisError> {
         self.connection(&self.shared).await
     }
 
     /// The connection for stores confirmed with `WAIT` (which blocks the
     /// connection it runs on until the replicas answer).
-    pub async fn durable_conn(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub async fn durable_conn(&self) -> Result<Conn, RedisError> {
         self.connection(&self.durable).await
     }
 
     /// The connection for bulk reads (inbox pages, redelivery reads): their
     /// replies never delay the commands on [`Redis::conn`].
-    pub async fn bulk_conn(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub async fn bulk_conn(&self) -> Result<Conn, RedisError> {
         self.connection(&self.bulk).await
     }
 
     /// A new connection of its own, for a blocking read (`XREADGROUP
     /// BLOCK`) that must not hold up the shared one. Not cached: the caller
-    /// keeps it and asks again after a failure.
-    pub async fn dedicated_conn(&self) -> Result<MultiplexedConnection, RedisError> {
+    /// keeps it and asks again after a failure. Single and sentinel mode
+    /// only: cluster mode refuses `--webhook-url` at start-up
+    /// ([`crate::config`]), so nothing asks for one there.
+    pub async fn dedicated_conn(&self) -> Result<Conn, RedisError> {
         let client = self.primary().await?;
         match tokio::time::timeout(
             OP_TIMEOUT,
@@ -242,21 +334,31 @@ impl Redis {
         )
         .await
         {
-            Ok(Ok(conn)) => Ok(conn),
+            Ok(Ok(conn)) => Ok(Conn::Single(conn)),
             Ok(Err(e)) => Err(RedisError::Connect(e)),
             Err(_) => Err(RedisError::Timeout(OP_TIMEOUT)),
         }
     }
 
-    async fn connection(
-        &self,
-        slot: &Mutex<Option<MultiplexedConnection>>,
-    ) -> Result<MultiplexedConnection, RedisError> {
+    async fn connection(&self, slot: &Mutex<Option<Conn>>) -> Result<Conn, RedisError> {
         if let Some(conn) = lock(slot).clone() {
             return Ok(conn);
         }
         let _one = self.connecting.lock().await;
         if let Some(conn) = lock(slot).clone() {
+            return Ok(conn);
+        }
+        if let Target::Cluster(cluster) = &self.target {
+            let client = &cluster.client;
+            // redis-rs's cluster connection follows MOVED and failovers
+            // itself; it is made once and kept ([`Redis::reset`]).
+            let conn =
+                match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_connection()).await {
+                    Ok(Ok(conn)) => Conn::Cluster(conn),
+                    Ok(Err(e)) => return Err(RedisError::Connect(e)),
+                    Err(_) => return Err(RedisError::Timeout(CONNECT_TIMEOUT)),
+                };
+            *lock(slot) = Some(conn.clone());
             return Ok(conn);
         }
         let client = self.primary().await?;
@@ -266,7 +368,7 @@ impl Redis {
         )
         .await
         {
-            Ok(Ok(conn)) => conn,
+            Ok(Ok(conn)) => Conn::Single(conn),
             Ok(Err(e)) => return Err(RedisError::Connect(e)),
             Err(_) => return Err(RedisError::Timeout(CONNECT_TIMEOUT)),
         };
@@ -307,8 +409,13 @@ impl Redis {
     }
 
     /// Drops the connections; the next command reconnects (asking the
-    /// Sentinels again) and the subscriber reconnects too.
+    /// Sentinels again) and the subscriber reconnects too. In cluster mode
+    /// the connection stays: one shard failing says nothing of the others,
+    /// and redis-rs reconnects the node and refreshes its slot map itself.
     pub fn reset(&self) {
+        if self.is_cluster() {
+            return;
+        }
         let had = lock(&self.shared).take().is_some()
             | lock(&self.durable).take().is_some()
             | lock(&self.bulk).take().is_some();
@@ -360,8 +467,6 @@ impl Redis {
     }
 }
 
-fn lock(
-    slot: &Mutex<Option<MultiplexedConnection>>,
-) -> MutexGuard<'_, Option<MultiplexedConnection>> {
+fn lock(slot: &Mutex<Option<Conn>>) -> MutexGuard<'_, Option<Conn>> {
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }

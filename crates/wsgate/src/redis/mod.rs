@@ -4,7 +4,12 @@
 //!
 //! Connections ([`conn`]): one multiplexed command connection shared by all
 //! tasks, (re)made by a pool, every call bounded by a timeout; the broker's
-//! subscriber opens one dedicated pub/sub connection.
+//! subscriber opens one dedicated pub/sub connection (in Redis Cluster: one
+//! per shard primary, [`cluster`]).
+//!
+//! In `--redis-mode cluster` the three channels are shard channels
+//! (`SPUBLISH`/`SSUBSCRIBE`, each served by the primary of its slot; the
+//! broadcast channel, untagged, lives on whichever shard owns its slot).
 //!
 //! Every key and channel (`{p}` is `--redis-prefix`; the part in braces is
 //! the Redis Cluster hash tag, present in every mode):
@@ -42,9 +47,11 @@
 //! the node's own keys and undoes with idempotent steps
 //! (`docs/architecture.md`, "Key scheme").
 
+pub mod cluster;
 pub mod conn;
 pub mod keys;
 pub mod scripts;
 
+pub use cluster::Conn;
 pub use conn::{Redis, RedisError, CONNECT_TIMEOUT, OP_TIMEOUT};
 pub use keys::Keys;

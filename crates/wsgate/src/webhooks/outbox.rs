@@ -43,7 +43,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -55,7 +54,7 @@ use super::event::{Event, EventSet, EventType, Head, Subject};
 use super::queue::EventSink;
 use crate::clock::now_ms;
 use crate::metrics::{Metrics, WebhookDrop};
-use crate::redis::{Redis, RedisError};
+use crate::redis::{Conn, Redis, RedisError};
 
 /// Jobs waiting for the writer, per node.
 pub const WRITER_QUEUE: usize = 10_000;
@@ -149,7 +148,7 @@ impl Outboxes {
 
     async fn begin(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         owners: &[Owner<'_>],
     ) -> Result<Vec<String>, RedisError> {
         let r = &self.redis;
@@ -171,7 +170,7 @@ impl Outboxes {
     /// else the writer moves the outbox and removes it.
     async fn finish(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         owner: Owner<'_>,
         len: i64,
         entry: String,
@@ -196,7 +195,7 @@ impl Outboxes {
     /// Moves an outbox's events to `{p}:events`, oldest first.
     async fn move_outbox(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         owner: Owner<'_>,
     ) -> Result<(), RedisError> {
         let r = &self.redis;
@@ -226,7 +225,7 @@ impl Outboxes {
     /// `user.offline` when the user's cluster-wide count crosses zero.
     pub async fn user_count(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         user: &str,
         node: &str,
         delta: Option<i64>,
@@ -255,7 +254,7 @@ impl Outboxes {
     /// Returns true when the user's cluster-wide membership changed.
     pub async fn room_member(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         room: &str,
         user: &str,
         node: &str,

@@ -24,21 +24,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::outbox::MARKER_TTL;
 use super::queue::{Backlog, Entry, EventQueue, QueueError};
-use crate::redis::{Redis, RedisError, OP_TIMEOUT};
+use crate::redis::{Conn, Redis, RedisError, OP_TIMEOUT};
 
 /// The consumer group every node reads through.
 pub const GROUP: &str = "wsgate";
 
 #[derive(Default)]
 struct ReadState {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     holder: bool,
     /// `XAUTOCLAIM` cursor while claiming after taking the lease.
     claiming: Option<String>,
@@ -109,7 +108,7 @@ impl StreamQueue {
         self.holder.load(Ordering::Acquire)
     }
 
-    async fn ensure_group(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    async fn ensure_group(&self, conn: &mut Conn) -> Result<(), RedisError> {
         let r = &self.redis;
         // From the stream's start: events queued before the first reader
         // existed are delivered too.
@@ -297,7 +296,7 @@ impl StreamQueue {
 
     /// Trims what the group has acknowledged (`XTRIM MINID ~`). O(log N +
     /// trimmed), at most once a second.
-    async fn trim(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    async fn trim(&self, conn: &mut Conn) -> Result<(), RedisError> {
         {
             let mut at = self
                 .trimmed_at
@@ -345,7 +344,7 @@ impl StreamQueue {
     /// The group's last delivered id and lag (entries not yet read).
     async fn group_info(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
     ) -> Result<Option<(String, Option<u64>)>, RedisError> {
         let r = &self.redis;
         let groups: Value = r

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use tracing::{debug, info, warn};
 
@@ -33,7 +32,7 @@ use wsgate_protocol::{PresenceEvent, ServerFrame};
 use crate::clock::now_ms;
 use crate::cluster::NodeInfo;
 use crate::metrics::BrokerOp;
-use crate::redis::{Redis, RedisError};
+use crate::redis::{Conn, Redis, RedisError};
 use crate::webhooks::outbox::Outboxes;
 
 /// Index entries undone per page while reaping.
@@ -99,7 +98,7 @@ impl Inner {
             let published = match (&conn, envelope.encode()) {
                 (Some(c), Ok(bytes)) => {
                     let mut c = c.clone();
-                    r.timed(c.publish::<_, _, u64>(channel, bytes))
+                    r.timed(r.publish_cmd(&channel, &bytes).query_async::<u64>(&mut c))
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string())
@@ -159,7 +158,7 @@ impl Inner {
     /// Reaps one dead node; `None` when another reaper holds it or it came back.
     async fn reap_node(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         node: &str,
     ) -> Result<Option<Vec<(String, String)>>, RedisError> {
         let r = &self.redis;
@@ -225,7 +224,7 @@ impl Inner {
 /// `room.vacated`.
 pub(super) async fn undo_registrations(
     r: &Redis,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     node: &str,
     user_events: Option<&Outboxes>,
     room_events: Option<&Outboxes>,

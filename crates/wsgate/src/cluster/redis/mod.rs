@@ -12,6 +12,8 @@
 //!   only reads and queues payloads;
 //! - [`inbound`]: the bounded queue from the reader to the node (its policy
 //!   when full), and the task that decodes and delivers, catch-ups included;
+//! - [`shards`]: cluster mode's pub/sub, one connection per shard primary
+//!   and one `SSUBSCRIBE` per channel;
 //! - [`subscriptions`]: subscription changes (room wants, debounced
 //!   unsubscribes, pings) on their own task, so the reader never waits on a
 //!   round trip or a lock.
@@ -31,6 +33,7 @@ mod inbound;
 mod intent;
 mod liveness;
 mod resync;
+mod shards;
 mod subscriber;
 mod subscriptions;
 
@@ -117,8 +120,10 @@ impl RedisBroker {
                 node: config.node_id.clone(),
                 node_ttl: config.node_ttl,
                 started_at: now_ms(),
+                // `ROLE` asks one primary: not in cluster mode, whose
+                // shards each have their own (`WAIT` tells per store).
                 watch_replicas: config.redis_mode == RedisMode::Sentinel
-                    || config.redis_wait_replicas > 0,
+                    || (config.redis_wait_replicas > 0 && config.redis_mode != RedisMode::Cluster),
                 subs: Arc::default(),
                 view,
                 intent: Intent::default(),
@@ -230,7 +235,10 @@ impl Broker for RedisBroker {
                     let mut c = conn.clone();
                     let channel = keys.node_channel(n);
                     let bytes = &bytes;
-                    async move { r.timed(c.publish::<_, _, u64>(channel, bytes)).await }
+                    async move {
+                        r.timed(r.publish_cmd(&channel, bytes).query_async::<u64>(&mut c))
+                            .await
+                    }
                 }))
                 .await;
                 for s in sent {
@@ -239,12 +247,20 @@ impl Broker for RedisBroker {
                 others.len()
             }
             Route::Room(room) => {
-                r.timed(conn.publish::<_, _, usize>(keys.room_channel(room), &bytes))
-                    .await?
+                let channel = keys.room_channel(room);
+                r.timed(
+                    r.publish_cmd(&channel, &bytes)
+                        .query_async::<usize>(&mut conn),
+                )
+                .await?
             }
             Route::Broadcast => {
-                r.timed(conn.publish::<_, _, usize>(keys.broadcast_channel(), &bytes))
-                    .await?
+                let channel = keys.broadcast_channel();
+                r.timed(
+                    r.publish_cmd(&channel, &bytes)
+                        .query_async::<usize>(&mut conn),
+                )
+                .await?
             }
         };
         Ok(reached)

@@ -18,7 +18,7 @@ use tracing::info;
 use super::inbound::Queue;
 use super::liveness::undo_registrations;
 use super::Inner;
-use crate::redis::RedisError;
+use crate::redis::{Conn, RedisError};
 
 /// Registrations sent at once.
 const CHUNK: usize = 256;
@@ -106,11 +106,7 @@ impl Inner {
 
     /// Writes one user's count as this node means it, under the user's
     /// lock: node side first when it holds connections, last when not.
-    pub(super) async fn register_user(
-        &self,
-        mut conn: redis::aio::MultiplexedConnection,
-        user: &str,
-    ) -> Result<(), RedisError> {
+    pub(super) async fn register_user(&self, mut conn: Conn, user: &str) -> Result<(), RedisError> {
         let r = &self.redis;
         let keys = r.keys();
         let _order = self.intent.lock(user).await;

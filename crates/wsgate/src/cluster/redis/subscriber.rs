@@ -1,7 +1,7 @@
 //! The supervised pub/sub connection.
 //!
-//! One dedicated Redis connection carries every subscription of the node. The
-//! loop connects, subscribes the node channel, the broadcast channel and every
+//! One dedicated Redis connection carries every subscription of the node (in
+//! Redis Cluster: one per shard primary, [`super::shards`]). The loop connects, subscribes the node channel, the broadcast channel and every
 //! wanted room channel, re-registers the node (resync), and only then reports
 //! subscribed: a node is never ready while deaf. After an outage it queues a
 //! catch-up (inbox redelivery, room history) ahead of the first payload, and
@@ -23,13 +23,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use redis::aio::PubSubStream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::inbound::{Queue, QUEUE_BYTES, QUEUE_LEN};
+use super::shards::Shards;
+use super::subscriptions::SubSink;
 use super::{subscriptions, Inner};
 use crate::metrics::BrokerOp;
-use crate::redis::OP_TIMEOUT;
 
 /// Backoff bounds for reconnecting.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -76,27 +79,75 @@ pub(super) async fn supervise(inner: Arc<Inner>, queue: Queue) {
     }
 }
 
+/// What reads the bus on one connection of the loop.
+enum Reader {
+    /// Single and sentinel modes: the pub/sub connection's message stream.
+    Channels(PubSubStream),
+    /// Cluster mode: the shard connections' handlers queue the payloads
+    /// themselves ([`super::shards`]); this yields why they must reconnect.
+    Shards(mpsc::Receiver<String>),
+}
+
+impl Reader {
+    /// Reads until the connection must be made again; returns why.
+    async fn run(&mut self, inner: &Inner, queue: &Queue, node_channel: &str) -> String {
+        match self {
+            Reader::Shards(ended) => ended
+                .recv()
+                .await
+                .unwrap_or_else(|| "the shard connections closed".into()),
+            Reader::Channels(stream) => loop {
+                let Some(msg) = stream.next().await else {
+                    return "connection closed".into();
+                };
+                let own_channel = msg.get_channel_name() == node_channel;
+                if queue
+                    .try_push(msg.get_payload_bytes(), own_channel)
+                    .is_err()
+                {
+                    // The node fell behind: start again and catch up, as
+                    // after an outage (the policy: see `inbound`).
+                    inner.metrics.bus_queue_overflows.inc();
+                    return format!(
+                        "the bus queue to the node is full ({QUEUE_LEN} payloads or {} MiB)",
+                        QUEUE_BYTES >> 20
+                    );
+                }
+            },
+        }
+    }
+}
+
+/// Opens the bus connection(s): one pub/sub connection, or one per shard
+/// primary in cluster mode.
+async fn open(inner: &Inner, queue: &Queue) -> Result<(SubSink, Reader), String> {
+    if inner.redis.is_cluster() {
+        let (shards, ended) = Shards::connect(inner, queue).await?;
+        return Ok((SubSink::Shards(shards), Reader::Shards(ended)));
+    }
+    let pubsub = inner.redis.pubsub().await.map_err(|e| e.to_string())?;
+    let (psink, stream) = pubsub.split();
+    Ok((SubSink::Channels(Box::new(psink)), Reader::Channels(stream)))
+}
+
 async fn connection(inner: &Arc<Inner>, queue: &Queue) -> LoopEnd {
     let keys = inner.redis.keys();
     // Any change from here on means this connection may be on a demoted primary.
     let mut primary_changes = inner.redis.primary_changes();
     primary_changes.borrow_and_update();
-    let pubsub = tokio::select! {
+    let (mut sink, mut reader) = tokio::select! {
         () = inner.shutdown.cancelled() => return LoopEnd::Shutdown,
-        r = inner.redis.pubsub() => match r {
+        r = open(inner, queue) => match r {
             Ok(p) => p,
-            Err(e) => return LoopEnd::Disconnected(e.to_string()),
+            Err(e) => return LoopEnd::Disconnected(e),
         },
     };
-    let (mut psink, mut stream) = pubsub.split();
     let node_channel = keys.node_channel(&inner.node);
     let wanted = inner.subs.wanted();
     let mut channels = vec![node_channel.clone(), keys.broadcast_channel()];
     channels.extend(wanted.iter().cloned());
-    match tokio::time::timeout(OP_TIMEOUT, psink.subscribe(&channels)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return LoopEnd::Disconnected(e.to_string()),
-        Err(_) => return LoopEnd::Disconnected("subscribe timed out".into()),
+    if let Err(e) = sink.subscribe(&channels).await {
+        return LoopEnd::Disconnected(e);
     }
     inner
         .subs
@@ -104,7 +155,7 @@ async fn connection(inner: &Arc<Inner>, queue: &Queue) -> LoopEnd {
     let stop = inner.shutdown.child_token();
     // Stops the changes task however this connection ends.
     let _stop_changes = stop.clone().drop_guard();
-    let mut changes = tokio::spawn(subscriptions::run(inner.subs.clone(), psink, stop));
+    let mut changes = tokio::spawn(subscriptions::run(inner.subs.clone(), sink, stop));
     if let Err(e) = inner.resync(queue).await {
         return LoopEnd::Disconnected(format!("resync failed: {e}"));
     }
@@ -115,34 +166,18 @@ async fn connection(inner: &Arc<Inner>, queue: &Queue) -> LoopEnd {
     inner.subscribed.store(true, Ordering::Release);
     inner.mark();
     info!(node = %inner.node, "Subscribed to the cluster bus.");
-    loop {
-        tokio::select! {
-            () = inner.shutdown.cancelled() => return LoopEnd::Shutdown,
-            _ = primary_changes.changed() => {
-                return LoopEnd::Disconnected("the Redis primary changed".into());
-            }
-            ended = &mut changes => {
-                let reason = match ended {
-                    Ok(reason) => reason,
-                    Err(e) => format!("subscription task failed: {e}"),
-                };
-                return LoopEnd::Disconnected(reason);
-            }
-            msg = stream.next() => {
-                let Some(msg) = msg else {
-                    return LoopEnd::Disconnected("connection closed".into());
-                };
-                let own_channel = msg.get_channel_name() == node_channel;
-                if queue.try_push(msg.get_payload_bytes(), own_channel).is_err() {
-                    // The node fell behind: start again and catch up, as
-                    // after an outage (the policy: see `inbound`).
-                    inner.metrics.bus_queue_overflows.inc();
-                    return LoopEnd::Disconnected(format!(
-                        "the bus queue to the node is full ({QUEUE_LEN} payloads or {} MiB)",
-                        QUEUE_BYTES >> 20
-                    ));
-                }
-            }
+    tokio::select! {
+        () = inner.shutdown.cancelled() => LoopEnd::Shutdown,
+        _ = primary_changes.changed() => {
+            LoopEnd::Disconnected("the Redis primary changed".into())
         }
+        ended = &mut changes => {
+            let reason = match ended {
+                Ok(reason) => reason,
+                Err(e) => format!("subscription task failed: {e}"),
+            };
+            LoopEnd::Disconnected(reason)
+        }
+        reason = reader.run(inner, queue, &node_channel) => LoopEnd::Disconnected(reason),
     }
 }

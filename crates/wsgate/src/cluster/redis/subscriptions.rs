@@ -14,6 +14,11 @@
 //! connection run in order). The task also pings the connection; any failed
 //! round trip ends it, and the subscriber reconnects and resubscribes
 //! everything wanted.
+//!
+//! The commands go through a [`SubSink`]: one pub/sub connection
+//! (`SUBSCRIBE`, a batch per pass) in single and sentinel modes, or the
+//! shard connections of Redis Cluster (`SSUBSCRIBE`, one per channel, on
+//! the primary of its slot: [`super::shards`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,8 +29,62 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::shards::Shards;
 use crate::cluster::BrokerError;
 use crate::redis::OP_TIMEOUT;
+
+/// Where subscription changes go.
+pub(super) enum SubSink {
+    /// One pub/sub connection (single and sentinel modes).
+    Channels(PubSinkBox),
+    /// A connection per shard primary (cluster mode).
+    Shards(Shards),
+}
+
+/// The single-mode sink (boxed: it is much larger than [`Shards`]).
+pub(super) type PubSinkBox = Box<PubSubSink>;
+
+impl SubSink {
+    /// Subscribes `channels`; the error is the reason to reconnect.
+    pub(super) async fn subscribe(&mut self, channels: &[String]) -> Result<(), String> {
+        match self {
+            SubSink::Channels(sink) => {
+                match tokio::time::timeout(OP_TIMEOUT, sink.subscribe(channels)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("subscribe failed: {e}")),
+                    Err(_) => Err("subscribe timed out".into()),
+                }
+            }
+            SubSink::Shards(shards) => shards.subscribe(channels).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channels: &[String]) -> Result<(), String> {
+        match self {
+            SubSink::Channels(sink) => {
+                match tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(channels)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("unsubscribe failed: {e}")),
+                    Err(_) => Err("unsubscribe timed out".into()),
+                }
+            }
+            SubSink::Shards(shards) => shards.unsubscribe(channels).await,
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        match self {
+            SubSink::Channels(sink) => {
+                match tokio::time::timeout(OP_TIMEOUT, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("ping failed: {e}")),
+                    Err(_) => Err("ping timed out".into()),
+                }
+            }
+            SubSink::Shards(shards) => shards.ping().await,
+        }
+    }
+}
 
 /// How often the task pings Redis on the pub/sub connection.
 const PING_PERIOD: Duration = Duration::from_secs(3);
@@ -156,7 +215,7 @@ fn settle(st: &mut SubState) {
 /// or a failed round trip (returned as the reason).
 pub(super) async fn run(
     subs: Arc<Subscriptions>,
-    mut sink: PubSubSink,
+    mut sink: SubSink,
     stop: CancellationToken,
 ) -> String {
     let mut unsubscribe_at: Option<Instant> = None;
@@ -170,14 +229,11 @@ pub(super) async fn run(
             st.wanted.difference(&st.subscribed).cloned().collect()
         };
         if !fresh.is_empty() {
-            match tokio::time::timeout(OP_TIMEOUT, sink.subscribe(&fresh)).await {
-                Ok(Ok(())) => {
-                    let mut st = subs.lock();
-                    st.subscribed.extend(fresh);
-                }
-                Ok(Err(e)) => return format!("subscribe failed: {e}"),
-                Err(_) => return "subscribe timed out".into(),
+            if let Err(reason) = sink.subscribe(&fresh).await {
+                return reason;
             }
+            let mut st = subs.lock();
+            st.subscribed.extend(fresh);
         }
         // Unwanted channels: after the debounce, in one batch.
         let stale: Vec<String> = {
@@ -197,10 +253,8 @@ pub(super) async fn run(
                     }
                 }
                 unsubscribe_at = None;
-                match tokio::time::timeout(OP_TIMEOUT, sink.unsubscribe(&stale)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return format!("unsubscribe failed: {e}"),
-                    Err(_) => return "unsubscribe timed out".into(),
+                if let Err(reason) = sink.unsubscribe(&stale).await {
+                    return reason;
                 }
                 // A join may have come for one of them meanwhile.
                 continue;
@@ -211,10 +265,8 @@ pub(super) async fn run(
             () = subs.changed.notified() => {}
             () = sleep_until(unsubscribe_at) => {}
             _ = ping.tick() => {
-                match tokio::time::timeout(OP_TIMEOUT, sink.ping::<redis::Value>()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return format!("ping failed: {e}"),
-                    Err(_) => return "ping timed out".into(),
+                if let Err(reason) = sink.ping().await {
+                    return reason;
                 }
             }
         }
