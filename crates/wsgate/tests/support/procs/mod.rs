@@ -8,6 +8,9 @@
 //! - [`RedisServer`] (`redis_server.rs`): a `redis-server` in its own temp
 //!   dir on a free port (never 6379), without persistence or with AOF,
 //!   killed, frozen (`SIGSTOP`/`SIGCONT`) and restarted on the same port;
+//! - [`RedisCluster`] (`redis_cluster.rs`): six cluster-enabled
+//!   `redis-server`s formed with `redis-cli --cluster create
+//!   --cluster-replicas 1`, ready once every node says `cluster_state:ok`;
 //! - [`SentinelProc`] (`sentinel.rs`): a `redis-sentinel` watching a
 //!   primary, its config in its own dir (in memory when the host has
 //!   `/dev/shm`);
@@ -27,12 +30,14 @@
 
 mod haproxy;
 mod nginx;
+mod redis_cluster;
 mod redis_server;
 mod sentinel;
 mod wsgate;
 
 pub use haproxy::*;
 pub use nginx::*;
+pub use redis_cluster::*;
 pub use redis_server::*;
 pub use sentinel::*;
 pub use wsgate::*;
