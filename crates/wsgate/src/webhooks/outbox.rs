@@ -193,11 +193,7 @@ impl Outboxes {
     }
 
     /// Moves an outbox's events to `{p}:events`, oldest first.
-    async fn move_outbox(
-        &self,
-        conn: &mut Conn,
-        owner: Owner<'_>,
-    ) -> Result<(), RedisError> {
+    async fn move_outbox(&self, conn: &mut Conn, owner: Owner<'_>) -> Result<(), RedisError> {
         let r = &self.redis;
         let key = self.outbox_key(owner);
         let stream = r.keys().events();
