@@ -16,7 +16,6 @@ use std::time::Duration;
 use prost_types::value::Kind as ValueKind;
 use serde_json::json;
 use support::*;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -41,27 +40,7 @@ fn grpc_config() -> Config {
 
 async fn channel(node: &TestNode) -> Channel {
     let addr = node.grpc.expect("the node has a gRPC listener");
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_timeout(T)
-        .timeout(T)
-        .connect()
-        .await
-        .expect("gRPC connect")
-}
-
-/// A request with the API key.
-fn authed<M>(message: M) -> Request<M> {
-    with_key(message, &format!("Bearer {API_KEY}"))
-}
-
-fn with_key<M>(message: M, authorization: &str) -> Request<M> {
-    let mut req = Request::new(message);
-    req.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(authorization).unwrap(),
-    );
-    req
+    grpc_channel(addr).await
 }
 
 fn publish_to(target: Target, content: serde_json::Value) -> proto::PublishRequest {

@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::*;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -27,23 +26,6 @@ use wsgate::grpc::proto::gateway_client::GatewayClient;
 use wsgate::grpc::proto::{self, publish_request::Target};
 use wsgate_client::ServerFrame;
 use wsgate_protocol::Kind;
-
-fn authed<M>(message: M) -> Request<M> {
-    let mut req = Request::new(message);
-    let key = MetadataValue::try_from(format!("Bearer {API_KEY}")).unwrap();
-    req.metadata_mut().insert("authorization", key);
-    req
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_timeout(T)
-        .timeout(T)
-        .connect()
-        .await
-        .expect("gRPC connect")
-}
 
 async fn health(ch: &Channel) -> Option<ServingStatus> {
     let res = HealthClient::new(ch.clone())
@@ -83,7 +65,7 @@ async fn grpc_on_one_node_acts_on_the_whole_cluster() {
         node.wait_ready().await;
         nodes.push(node);
     }
-    let ch = channel(grpc[0]).await;
+    let ch = grpc_channel(grpc[0]).await;
     let mut api = GatewayClient::new(ch.clone());
     let mut alice = nodes[1].connect("alice").await;
     let mut bob = nodes[0].connect("bob").await;
@@ -161,7 +143,7 @@ async fn grpc_on_one_node_acts_on_the_whole_cluster() {
         assert_eq!((m.id.as_str(), m.kind), (res.id.as_str(), Kind::Room));
     }
     // The history lives in Redis: the other node reads it.
-    let h = GatewayClient::new(channel(grpc[1]).await)
+    let h = GatewayClient::new(grpc_channel(grpc[1]).await)
         .room_history(authed(proto::RoomHistoryRequest {
             room: "r".into(),
             since: 0,

@@ -17,19 +17,11 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 use support::*;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 use wsgate::grpc::content;
 use wsgate::grpc::proto::gateway_client::GatewayClient;
 use wsgate::grpc::proto::{self, publish_request::Target};
-
-fn authed<M>(message: M) -> Request<M> {
-    let mut req = Request::new(message);
-    let key = MetadataValue::try_from(format!("Bearer {API_KEY}")).unwrap();
-    req.metadata_mut().insert("authorization", key);
-    req
-}
 
 fn to_bob(text: &str, id: Option<&str>) -> proto::PublishRequest {
     proto::PublishRequest {
@@ -41,14 +33,7 @@ fn to_bob(text: &str, id: Option<&str>) -> proto::PublishRequest {
 }
 
 async fn gateway(addr: SocketAddr) -> GatewayClient<Channel> {
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_timeout(T)
-        .timeout(T)
-        .connect()
-        .await
-        .expect("gRPC connect");
-    GatewayClient::new(ch)
+    GatewayClient::new(grpc_channel(addr).await)
 }
 
 /// Bob's inbox holds two messages (`--inbox-max 2`).

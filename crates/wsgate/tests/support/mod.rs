@@ -38,6 +38,7 @@
 #[macro_use]
 mod wait;
 mod frames;
+mod grpc;
 mod hostile;
 mod http;
 mod inproc;
@@ -46,6 +47,7 @@ mod receiver;
 mod tokens;
 
 pub use frames::*;
+pub use grpc::*;
 pub use hostile::*;
 pub use http::*;
 pub use inproc::*;
