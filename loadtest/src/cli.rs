@@ -94,6 +94,12 @@ pub struct Common {
     /// Server process to sample (RSS, CPU); repeat for a cluster.
     #[arg(long = "server-pid")]
     pub server_pids: Vec<u32>,
+    /// Shell command run by the driver at the two barriers, with `start`
+    /// (every connection set up, before traffic) or `end` (traffic and drain
+    /// done, connections still open) appended: e.g. a script that reads Redis
+    /// `INFO`, so its counters cover exactly the measured window.
+    #[arg(long)]
+    pub barrier_hook: Option<String>,
     /// Write the JSON result here.
     #[arg(long)]
     pub out: Option<PathBuf>,

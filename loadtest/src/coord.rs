@@ -246,6 +246,26 @@ async fn spawn_children(
     Ok((gos, children))
 }
 
+/// Runs `--barrier-hook` with `phase` appended (`sh -c "HOOK phase"`); the
+/// workers wait at the barrier meanwhile. A failing hook fails the run.
+async fn barrier_hook(hook: Option<&str>, phase: &str) -> Result<(), String> {
+    let Some(hook) = hook else {
+        return Ok(());
+    };
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{hook} {phase}"))
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| format!("barrier hook: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("barrier hook `{hook} {phase}` failed: {status}"))
+    }
+}
+
 /// Runs a scenario from the driver's side and returns the merged result.
 pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
     let common = scenario.common().clone();
@@ -257,7 +277,7 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
     let pids = common.server_pids.clone();
     let before = procstat::sample(&pids);
     let (tx, mut rx) = mpsc::channel(1024);
-    let (mut gos, _children) = if workers == 1 {
+    let (mut gos, children) = if workers == 1 {
         let (go_tx, go_rx) = mpsc::channel(4);
         let share = Share {
             index: 0,
@@ -276,6 +296,9 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         spawn_children(workers, &run, &tx).await?
     };
     drop(tx);
+    let mut own: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
+    own.push(std::process::id());
+    let hook = common.barrier_hook.as_deref();
     let mut ticker = Ticker {
         started: Instant::now(),
         last: None,
@@ -295,7 +318,9 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
             &mut results,
         )
         .await?;
+        barrier_hook(hook, "start").await?;
         let start = procstat::sample(&pids);
+        let own_start = procstat::sample(&own);
         for g in &mut gos {
             g.go().await;
         }
@@ -309,6 +334,8 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         )
         .await?;
         let end = procstat::sample(&pids);
+        let own_end = procstat::sample(&own);
+        barrier_hook(hook, "end").await?;
         for g in &mut gos {
             g.go().await;
         }
@@ -321,11 +348,11 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
             &mut results,
         )
         .await?;
-        Ok::<_, String>((start, end))
+        Ok::<_, String>((start, end, own_end.cpu_s - own_start.cpu_s))
     }
     .await;
     ticker.done();
-    let (start, end) = outcome?;
+    let (start, end, loadgen_cpu_s) = outcome?;
     let mut result = RunResult {
         scenario: scenario.name().into(),
         target: format!("{:?}", common.target).to_lowercase(),
@@ -335,6 +362,7 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         workers,
         params: scenario.params(),
         duration_s: end.at.duration_since(start.at).as_secs_f64(),
+        loadgen_cpu_s,
         ..Default::default()
     };
     result.merge(&results, scenario.is_broadcast());
@@ -354,4 +382,23 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         });
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::barrier_hook;
+
+    #[tokio::test]
+    async fn hook_gets_the_phase_and_its_failure_fails_the_run() {
+        let file = std::env::temp_dir().join(format!("lt-hook-{}", std::process::id()));
+        let hook = format!("echo >>'{}'", file.display());
+        barrier_hook(Some(&hook), "start").await.unwrap();
+        barrier_hook(Some(&hook), "end").await.unwrap();
+        let seen = std::fs::read_to_string(&file).unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(seen, "start\nend\n");
+        assert!(barrier_hook(None, "start").await.is_ok());
+        let err = barrier_hook(Some("exit 3;"), "end").await.unwrap_err();
+        assert!(err.contains("failed"), "{err}");
+    }
 }

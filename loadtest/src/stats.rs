@@ -238,6 +238,10 @@ pub struct RunResult {
     pub accept_latency_us: Percentiles,
     pub handshake_us: Percentiles,
     pub server: Option<ServerUsage>,
+    /// CPU seconds of the load generator itself (driver and workers) in the
+    /// measured window: it shares the machine with the servers.
+    #[serde(default)]
+    pub loadgen_cpu_s: f64,
 }
 
 impl RunResult {

@@ -71,6 +71,8 @@ async fn ideal_idle_connect_broadcast() {
 async fn ideal_broadcast_in_two_worker_processes() {
     let url = ideal_server().await;
     let out = std::env::temp_dir().join(format!("lt-smoke-{}.json", std::process::id()));
+    let phases = std::env::temp_dir().join(format!("lt-smoke-{}.hook", std::process::id()));
+    let hook = format!("echo >>'{}'", phases.display());
     let args = [
         "broadcast",
         "--target",
@@ -97,6 +99,7 @@ async fn ideal_broadcast_in_two_worker_processes() {
     let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsgate-loadtest"))
         .args(args)
         .args(more)
+        .args(["--barrier-hook", &hook])
         .args(["--quiet", "--out"])
         .arg(&out)
         .status()
@@ -106,6 +109,10 @@ async fn ideal_broadcast_in_two_worker_processes() {
     let r: wsgate_loadtest::RunResult =
         serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let _ = std::fs::remove_file(&out);
+    // The driver ran the hook once at each barrier, in order.
+    let seen = std::fs::read_to_string(&phases).unwrap_or_default();
+    let _ = std::fs::remove_file(&phases);
+    assert_eq!(seen, "start\nend\n");
     assert_eq!(r.workers, 2);
     assert_eq!((r.connections, r.receivers, r.senders), (42, 40, 2));
     assert!(r.sent > 10);
