@@ -131,6 +131,16 @@ def verdict(run, max_p99_ms):
     return "; ".join(why)
 
 
+def cores(run):
+    """CPU cores busy in a run's window: wsgate (all nodes), Redis (all), load generator."""
+    r, d = run["r"], max(run["r"]["duration_s"], 1e-3)
+    server = (r.get("server") or {}).get("cpu_s", 0.0)
+    return (
+        f"cores wsgate {server / d:.2f}, Redis {run['redis_cpu_s'] / d:.2f}, "
+        f"loadgen {r.get('loadgen_cpu_s', 0.0) / d:.2f}"
+    )
+
+
 def fmt_cmds(cmds, n):
     top = sorted(cmds.items(), key=lambda kv: -kv[1])
     return ", ".join(f"{k} {v / n:.2f}" for k, v in top if v / n >= 0.01) or "-"
@@ -155,20 +165,29 @@ def report(runs, max_p99_ms):
         "Per message sent (`accepted`), at the first (lowest) rate of each ramp. Redis",
         "counters are summed over every Redis of the setup (busiest shard in brackets);",
         "CPU is µs of CPU time per message (Redis: the process's user + system time;",
-        "*in commands*: the `usec` of `INFO commandstats`, time spent executing them).",
+        "*net of idle*: less the same setup's background CPU rate from the idle run",
+        "times the window; *in commands*: the `usec` of `INFO commandstats`, time spent",
+        "executing them, wall clock, so preemption on a loaded machine counts).",
         "",
-        "| setup | scenario | rate/s | msgs | delivered | lost | dup | Redis commands per msg | bytes in / out per msg | Redis CPU µs | in commands µs | wsgate CPU µs | loadgen CPU µs |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| setup | scenario | rate/s | msgs | delivered | lost | dup | Redis commands per msg | bytes in / out per msg | Redis CPU µs | net of idle µs | in commands µs | wsgate CPU µs | loadgen CPU µs |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    idle_cpu = {
+        (x["redis"], x["nodes"]): x["redis_cpu_s"] / max(x["r"]["duration_s"], 1e-3)
+        for x in runs
+        if x["scenario"] == "idle"
+    }
     for x in base.values():
         r, n = x["r"], max(x["r"]["accepted"], 1)
+        bg = idle_cpu.get((x["redis"], x["nodes"]), 0.0) * r["duration_s"]
+        net = max(x["redis_cpu_s"] - bg, 0.0) * 1e6 / n
         server = (r.get("server") or {}).get("cpu_s", 0.0)
         lines.append(
             f"| {label(x)} | {x['scenario']} | {x['rate']:.0f} | {r['accepted']} | {r['delivered']} "
             f"| {r['lost']} | {r['duplicates']} | {sum(x['cmds'].values()) / n:.2f}: {fmt_cmds(x['cmds'], n)} "
             f"| {x['net_in'] / n:.0f} / {x['net_out'] / n:.0f} "
             f"| {x['redis_cpu_s'] * 1e6 / n:.1f} ({x['redis_cpu_max_s'] * 1e6 / n:.1f}) "
-            f"| {x['redis_usec'] / n:.1f} | {server * 1e6 / n:.0f} | {r.get('loadgen_cpu_s', 0.0) * 1e6 / n:.0f} |"
+            f"| {net:.1f} | {x['redis_usec'] / n:.1f} | {server * 1e6 / n:.0f} | {r.get('loadgen_cpu_s', 0.0) * 1e6 / n:.0f} |"
         )
     idle = [x for x in runs if x["scenario"] == "idle"]
     if idle:
@@ -190,7 +209,8 @@ def report(runs, max_p99_ms):
         f"The ramp: each step offers a fixed rate; a step is sustained with no loss, no",
         f"duplicates, no rejected sends, p99 end-to-end latency ≤ {max_p99_ms} ms and at least 90 %",
         "of the offered rate accepted. CPU columns are cores busy at the highest sustained",
-        "step (CPU seconds / window), so the reader sees who was the limit.",
+        "step (CPU seconds / window), and at the first failing step beside its reason, so",
+        "the reader sees who was the limit (the machine has 2 cores in all).",
         "",
         "| setup | scenario | steps tried (msgs/s) | highest sustained msgs/s | deliveries/s there | p99 ms there | first failing step | wsgate cores | Redis cores (busiest) | loadgen cores | Redis CPU µs/msg there |",
         "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
@@ -207,7 +227,7 @@ def report(runs, max_p99_ms):
                 break
             best = x
         tried = " ".join(f"{x['rate']:.0f}" for x in steps)
-        failing = f"{fail[0]['rate']:.0f}: {fail[1]}" if fail else "none"
+        failing = f"{fail[0]['rate']:.0f}: {fail[1]}; {cores(fail[0])}" if fail else "none"
         if best:
             r, d = best["r"], max(best["r"]["duration_s"], 1e-3)
             server = (r.get("server") or {}).get("cpu_s", 0.0)
