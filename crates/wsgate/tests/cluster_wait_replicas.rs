@@ -3,7 +3,9 @@
 //! right after each `ok` the replica already holds the message; with the
 //! replica gone, sends answer `unavailable` while the node stays ready and
 //! `wsgate_redis_replicas` says why; with the replica back, sends are ok'd
-//! again.
+//! again. A send whose `WAIT` timed out (stored, not confirmed) and whose
+//! retry with the same id answers `duplicate` is delivered live by the retry,
+//! not left for a redelivery or the next replay.
 
 #[macro_use]
 mod support;
@@ -97,4 +99,62 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
             .await
             .ok()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_wait_timeout_is_delivered_live() {
+    let primary = RedisServer::start().await;
+    let replica = RedisServer::start_replica_of(&primary).await;
+    let dir = temp_dir("wait-retry");
+    let mut node = WsgateProc::spawn(
+        &primary.url(),
+        "n1",
+        &dir,
+        &[
+            "--redis-wait-replicas",
+            "1",
+            "--redis-wait-timeout",
+            "300ms",
+            // No ack redelivery within the test: only a live publish can
+            // bring the message to bob's open connection.
+            "--ack-timeout",
+            "1h",
+        ],
+    );
+    node.wait_ready().await;
+    poll!(
+        "wsgate_redis_replicas shows the replica",
+        Duration::from_secs(15),
+        (node.metric_required("wsgate_redis_replicas").await == 1.0).then_some(())
+    );
+    let mut bob = node.connect("bob").await;
+    let mut alice = node.connect("alice").await;
+    // A frozen replica stays connected (the node still counts it), so the
+    // store runs and its WAIT times out: `unavailable`, though stored.
+    replica.pause();
+    let id = "0190a0b4-7c1e-7d2a-9b3f-00000000a11c";
+    let frame = json!({"type": "send", "to": "bob", "content": "after-wait", "id": id});
+    match alice.request(frame.clone()).await {
+        Err(ClientError::Server {
+            code: ErrorCode::Unavailable,
+            ..
+        }) => {}
+        other => panic!("a send whose WAIT times out: {other:?}"),
+    }
+    assert_eq!(inbox_len_on(&primary, "bob").await, 1, "stored on the primary");
+    replica.resume();
+    // The sender retries with the same id until it is confirmed.
+    let reply = poll!(
+        "the retry is confirmed once the replica is back",
+        Duration::from_secs(20),
+        alice.request(frame.clone()).await.ok()
+    );
+    assert_eq!(reply.duplicate, Some(true), "{reply:?}");
+    let m = bob
+        .next_message(Duration::from_secs(10))
+        .await
+        .expect("the retried message arrives live, not at the next replay");
+    assert_eq!(m.id, id);
+    assert_eq!(m.content, json!("after-wait"));
+    assert!(!m.replay, "live, not a replay");
 }

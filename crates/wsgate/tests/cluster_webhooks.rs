@@ -403,3 +403,58 @@ async fn a_survivor_sweeps_a_transition_a_killed_node_decided_but_never_moved() 
     assert_eq!(redis_int(&redis, "HLEN", "wsgate:user:{alice}").await, 1);
     n2.assert_alive().await;
 }
+
+/// A connect whose first registry write fails and whose retry (absolute
+/// counts) succeeds still queues its `user.online`, once: the retry decides
+/// the transition in the same script as the first attempt would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_recorded_by_the_registry_retry_fires_one_online() {
+    let receiver = Receiver::start(HOOK_SECRET).await;
+    let c = cluster(&receiver, 1, &["--webhook-offline-delay", "300ms"]).await;
+    let node = &c.nodes[0];
+    // bob's first registry write gets WRONGTYPE (his registry key holds a
+    // string); the key goes as soon as that failure is counted, so one of
+    // the retries (100 ms and 400 ms later) succeeds.
+    let mut conn = c.redis.conn().await;
+    let _: () = redis::cmd("SET")
+        .arg("wsgate:user:{bob}")
+        .arg("not-a-hash")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let unblock = async {
+        eventually("bob's first registry write failed", WAIT, || async {
+            node.metric("wsgate_broker_errors_total{op=\"registry\"}")
+                .await
+                >= 1.0
+        })
+        .await;
+        let _: () = redis::cmd("DEL")
+            .arg("wsgate:user:{bob}")
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+    };
+    let (mut bob, ()) = tokio::join!(node.connect("bob"), unblock);
+    assert_eq!(
+        node.metric("wsgate_connections_rejected_total{reason=\"registry\"}")
+            .await,
+        0.0,
+        "the retry recorded bob"
+    );
+    receiver
+        .wait("bob's user.online", |e| {
+            e.iter()
+                .any(|x| x["type"] == "user.online" && x["user"] == "bob")
+        })
+        .await;
+    bob.close(1000).await.expect("close bob");
+    receiver
+        .wait("bob's user.offline", |e| {
+            e.iter()
+                .any(|x| x["type"] == "user.offline" && x["user"] == "bob")
+        })
+        .await;
+    assert_eq!(raw_count(&receiver, "user.online", "bob"), 1);
+    assert_eq!(raw_count(&receiver, "user.offline", "bob"), 1);
+}
