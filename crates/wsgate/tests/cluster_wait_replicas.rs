@@ -141,7 +141,11 @@ async fn a_retry_after_a_wait_timeout_is_delivered_live() {
         }) => {}
         other => panic!("a send whose WAIT times out: {other:?}"),
     }
-    assert_eq!(inbox_len_on(&primary, "bob").await, 1, "stored on the primary");
+    assert_eq!(
+        inbox_len_on(&primary, "bob").await,
+        1,
+        "stored on the primary"
+    );
     replica.resume();
     // The sender retries with the same id until it is confirmed.
     let reply = poll!(

@@ -77,11 +77,11 @@ pub enum NodeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     pub id: String,
-    /// Whether the recipient had a connection anywhere; `None` for a duplicate
-    /// (nothing was delivered now).
+    /// Whether the recipient had a connection anywhere (`None` where no
+    /// live delivery was tried).
     pub online: Option<bool>,
     /// The same sender already stored this id, unacked: nothing was stored
-    /// or delivered again.
+    /// again; it was published live again (clients drop the repeated id).
     pub duplicate: bool,
 }
 
@@ -174,7 +174,9 @@ impl Node {
     /// A direct message: stored in the recipient's inbox within its limits,
     /// then delivered live to their connections on every node. `id` is the
     /// client's (idempotent: a repeat from the same sender while unacked is
-    /// a duplicate, neither stored nor delivered again); `None` = a new UUIDv7.
+    /// a duplicate, not stored again but published live again, since the
+    /// first attempt may have stopped between the store and the publish);
+    /// `None` = a new UUIDv7.
     pub async fn send_direct(
         &self,
         sender: Sender<'_>,
@@ -193,22 +195,23 @@ impl Node {
             .store(to, sender, &message)
             .await
             .map_err(|e| self.inbox_error(e))?;
-        let trimmed = match stored {
-            Stored::New { trimmed } => trimmed,
-            Stored::Duplicate => {
-                return Ok(Sent {
-                    id: message.id,
-                    online: None,
-                    duplicate: true,
-                })
+        let duplicate = match stored {
+            Stored::New { trimmed } => {
+                self.metrics.inbox_stored.inc();
+                self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
+                self.metrics.published(Kind::Direct);
+                if let Some(hooks) = &self.webhooks {
+                    hooks.message(&message);
+                }
+                false
             }
+            // Stored before and still unacked, but its live publish may never
+            // have happened (the first attempt answered `unavailable`, e.g. a
+            // `WAIT` timeout after the store): published live again, so it
+            // does not wait for a redelivery or the next replay. A recipient
+            // that got the first copy drops this one by id.
+            Stored::Duplicate => true,
         };
-        self.metrics.inbox_stored.inc();
-        self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
-        self.metrics.published(Kind::Direct);
-        if let Some(hooks) = &self.webhooks {
-            hooks.message(&message);
-        }
         let id = message.id.clone();
         let route = Route::User(to.to_owned());
         let event = Self::message_event(message);
@@ -218,7 +221,7 @@ impl Node {
             return Ok(Sent {
                 id,
                 online: Some(local > 0),
-                duplicate: false,
+                duplicate,
             });
         }
         let sent = self.emit(route, event, None).await;
@@ -237,7 +240,7 @@ impl Node {
         Ok(Sent {
             id,
             online: Some(sent.local > 0 || remote > 0),
-            duplicate: false,
+            duplicate,
         })
     }
 

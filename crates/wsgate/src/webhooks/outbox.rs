@@ -216,15 +216,15 @@ impl Outboxes {
         }
     }
 
-    /// The user side of a connection count change (`delta`, or `None`: the
-    /// node's field removed by a reaper), queuing `user.online` /
-    /// `user.offline` when the user's cluster-wide count crosses zero.
+    /// The user side of a connection count change (see [`UserCount`]),
+    /// queuing `user.online` / `user.offline` when the user's cluster-wide
+    /// count crosses zero.
     pub async fn user_count(
         &self,
         conn: &mut Conn,
         user: &str,
         node: &str,
-        delta: Option<i64>,
+        change: UserCount,
     ) -> Result<(), RedisError> {
         let r = &self.redis;
         let keys = r.keys();
@@ -235,7 +235,7 @@ impl Outboxes {
             .key(keys.webhook_offline(user))
             .key(keys.webhook_user_outbox(user))
             .arg(node)
-            .arg(delta.map_or_else(|| "drop".to_owned(), |d| d.to_string()))
+            .arg(change.arg())
             .arg(user)
             .arg(Uuid::now_v7().to_string())
             .arg(&self.flags)
@@ -444,6 +444,30 @@ async fn sweep_loop(outboxes: Arc<Outboxes>, shutdown: CancellationToken) {
                 outboxes.metrics.webhooks.queue_error();
                 debug!(error = %e, "Webhook outbox sweep failed.");
             }
+        }
+    }
+}
+
+/// How [`Outboxes::user_count`] changes this node's field of a user's registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserCount {
+    /// `HINCRBY` by this many (a connect or a close).
+    Add(i64),
+    /// The absolute count this node means (a retry after a failed `Add`,
+    /// which may or may not have been applied): idempotent, and a
+    /// transition it makes is still queued, once.
+    Set(u64),
+    /// The field removed (a reaper undoing a dead node's registrations).
+    Drop,
+}
+
+impl UserCount {
+    /// The script's `ARGV` (`USER_COUNT`): a delta, `=N` or `drop`.
+    fn arg(self) -> String {
+        match self {
+            UserCount::Add(d) => d.to_string(),
+            UserCount::Set(n) => format!("={n}"),
+            UserCount::Drop => "drop".to_owned(),
         }
     }
 }

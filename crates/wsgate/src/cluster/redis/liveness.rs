@@ -33,7 +33,7 @@ use crate::clock::now_ms;
 use crate::cluster::NodeInfo;
 use crate::metrics::BrokerOp;
 use crate::redis::{Conn, Redis, RedisError};
-use crate::webhooks::outbox::Outboxes;
+use crate::webhooks::outbox::{Outboxes, UserCount};
 
 /// Index entries undone per page while reaping.
 const REAP_PAGE: usize = 256;
@@ -250,7 +250,7 @@ pub(super) async fn undo_registrations(
                 let key = keys.user(u);
                 async move {
                     match user_events {
-                        Some(hooks) => hooks.user_count(&mut c, u, node, None).await,
+                        Some(hooks) => hooks.user_count(&mut c, u, node, UserCount::Drop).await,
                         None => r.timed(c.hdel::<_, _, i64>(key, node)).await.map(drop),
                     }
                 }

@@ -53,7 +53,7 @@ use crate::clock::now_ms;
 use crate::config::{Config, RedisMode};
 use crate::metrics::{BrokerOp, Metrics};
 use crate::redis::{Redis, RedisError, OP_TIMEOUT};
-use crate::webhooks::outbox::Outboxes;
+use crate::webhooks::outbox::{Outboxes, UserCount};
 use intent::Intent;
 use subscriptions::Subscriptions;
 
@@ -295,7 +295,7 @@ impl Broker for RedisBroker {
                     Some(hooks) => {
                         let mut c = conn.clone();
                         hooks
-                            .user_count(&mut c, user, &inner.node, Some(delta))
+                            .user_count(&mut c, user, &inner.node, UserCount::Add(delta))
                             .await
                             .map(|()| 0)
                     }
@@ -328,7 +328,7 @@ impl Broker for RedisBroker {
             tokio::time::sleep(pause).await;
             let attempt = async {
                 let conn = r.conn().await?;
-                inner.register_user(conn, user).await
+                inner.register_user(conn, user, true).await
             };
             match attempt.await {
                 Ok(()) => return Ok(()),

@@ -19,6 +19,7 @@ use super::inbound::Queue;
 use super::liveness::undo_registrations;
 use super::Inner;
 use crate::redis::{Conn, RedisError};
+use crate::webhooks::outbox::UserCount;
 
 /// Registrations sent at once.
 const CHUNK: usize = 256;
@@ -53,7 +54,7 @@ impl Inner {
         for chunk in users.chunks(CHUNK) {
             let done = join_all(chunk.iter().map(|user| {
                 let c = conn.clone();
-                async move { self.register_user(c, user).await }
+                async move { self.register_user(c, user, false).await }
             }))
             .await;
             for d in done {
@@ -106,20 +107,45 @@ impl Inner {
 
     /// Writes one user's count as this node means it, under the user's
     /// lock: node side first when it holds connections, last when not.
-    pub(super) async fn register_user(&self, mut conn: Conn, user: &str) -> Result<(), RedisError> {
+    /// `announce` (the retry of a connect's or close's failed update): the
+    /// user side goes through the webhook script, so a transition the
+    /// failed attempt did not make is still queued, once.
+    pub(super) async fn register_user(
+        &self,
+        mut conn: Conn,
+        user: &str,
+        announce: bool,
+    ) -> Result<(), RedisError> {
         let r = &self.redis;
         let keys = r.keys();
         let _order = self.intent.lock(user).await;
         let n = self.intent.count(user);
         let (node_users, registry) = (keys.node_users(&self.node), keys.user(user));
+        let hooks = self.webhooks.as_deref().filter(|_| announce);
         if n > 0 {
             r.timed(conn.hset::<_, _, _, i64>(&node_users, user, n))
                 .await?;
-            r.timed(conn.hset::<_, _, _, i64>(&registry, &self.node, n))
-                .await?;
+            match hooks {
+                Some(h) => {
+                    h.user_count(&mut conn, user, &self.node, UserCount::Set(n))
+                        .await?
+                }
+                None => {
+                    r.timed(conn.hset::<_, _, _, i64>(&registry, &self.node, n))
+                        .await?;
+                }
+            }
         } else {
-            r.timed(conn.hdel::<_, _, i64>(&registry, &self.node))
-                .await?;
+            match hooks {
+                Some(h) => {
+                    h.user_count(&mut conn, user, &self.node, UserCount::Set(0))
+                        .await?
+                }
+                None => {
+                    r.timed(conn.hdel::<_, _, i64>(&registry, &self.node))
+                        .await?;
+                }
+            }
             r.timed(conn.hdel::<_, _, i64>(&node_users, user)).await?;
         }
         Ok(())

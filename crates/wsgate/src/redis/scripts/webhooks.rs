@@ -10,8 +10,10 @@
 //! Redis `TIME` (ms).
 
 /// The user side of a connection count, with its webhook transition: the
-/// [`super::registry::COUNT`] of `{p}:user:{user}` (field = node), or with
-/// delta "drop" the removal of the node's field (a reaper).
+/// [`super::registry::COUNT`] of `{p}:user:{user}` (field = node); with
+/// "=N" the absolute count N written instead (`HSET`, or `HDEL` when 0: a
+/// retry after a failed delta, so the transition is still decided here,
+/// once); with "drop" the removal of the node's field (a reaper).
 ///
 /// The offline marker `{p}:webhook-offline:{user}` is a hash: `p` = "ID
 /// TIME", the user's last `user.offline` not yet decided; `s:ID` = 1 for each
@@ -23,14 +25,17 @@
 /// offline alternate. When the hash goes empty: a `user.offline`, and `p`.
 ///
 /// `KEYS[1]` = `{p}:user:{user}`, `KEYS[2]` = `{p}:webhook-offline:{user}`,
-/// `KEYS[3]` = `{p}:webhook-user-outbox:{user}`. `ARGV` = node, delta or
-/// "drop", user, event id, flags, marker ttl ms, offline delay ms. Returns
+/// `KEYS[3]` = `{p}:webhook-user-outbox:{user}`. `ARGV` = node, delta, "=N"
+/// or "drop", user, event id, flags, marker ttl ms, offline delay ms. Returns
 /// the outbox's length. O(1) (HLEN is O(1); the outbox and the marker hold
 /// a few entries).
 pub const USER_COUNT: &str = r#"
 local before = redis.call('HLEN', KEYS[1])
 if ARGV[2] == 'drop' then
   redis.call('HDEL', KEYS[1], ARGV[1])
+elseif string.sub(ARGV[2], 1, 1) == '=' then
+  local n = tonumber(string.sub(ARGV[2], 2))
+  if n > 0 then redis.call('HSET', KEYS[1], ARGV[1], n) else redis.call('HDEL', KEYS[1], ARGV[1]) end
 else
   local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
   if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
