@@ -3,9 +3,10 @@
 //! right after each `ok` the replica already holds the message; with the
 //! replica gone, sends answer `unavailable` while the node stays ready and
 //! `wsgate_redis_replicas` says why; with the replica back, sends are ok'd
-//! again. A send whose `WAIT` timed out (stored, not confirmed) and whose
-//! retry with the same id answers `duplicate` is delivered live by the retry,
-//! not left for a redelivery or the next replay.
+//! again. A send whose `WAIT` timed out (stored on the primary, not
+//! confirmed) is delivered live at once, not left for a redelivery or the
+//! next replay, and its retry with the same id answers `duplicate` and
+//! delivers nothing again.
 
 #[macro_use]
 mod support;
@@ -102,7 +103,7 @@ async fn an_ok_waits_for_the_replica_and_no_replica_means_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_after_a_wait_timeout_is_delivered_live() {
+async fn a_store_whose_wait_times_out_is_delivered_live_once() {
     let primary = RedisServer::start().await;
     let replica = RedisServer::start_replica_of(&primary).await;
     let dir = temp_dir("wait-retry");
@@ -146,6 +147,15 @@ async fn a_retry_after_a_wait_timeout_is_delivered_live() {
         1,
         "stored on the primary"
     );
+    // Stored on the primary, so delivered live at once: it does not wait
+    // for the retry, a redelivery or the next replay.
+    let m = bob
+        .next_message(Duration::from_secs(10))
+        .await
+        .expect("a store whose WAIT timed out is still delivered live");
+    assert_eq!(m.id, id);
+    assert_eq!(m.content, json!("after-wait"));
+    assert!(!m.replay, "live, not a replay");
     replica.resume();
     // The sender retries with the same id until it is confirmed.
     let reply = poll!(
@@ -154,11 +164,10 @@ async fn a_retry_after_a_wait_timeout_is_delivered_live() {
         alice.request(frame.clone()).await.ok()
     );
     assert_eq!(reply.duplicate, Some(true), "{reply:?}");
-    let m = bob
-        .next_message(Duration::from_secs(10))
-        .await
-        .expect("the retried message arrives live, not at the next replay");
-    assert_eq!(m.id, id);
-    assert_eq!(m.content, json!("after-wait"));
-    assert!(!m.replay, "live, not a replay");
+    // A duplicate is neither stored nor delivered again (contract 5.2).
+    assert!(
+        bob.next_message(Duration::from_secs(1)).await.is_err(),
+        "the confirmed retry delivers nothing again"
+    );
+    assert_eq!(inbox_len_on(&primary, "bob").await, 1, "stored once");
 }

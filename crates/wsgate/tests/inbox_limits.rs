@@ -1,8 +1,7 @@
 //! Inbox quotas and idempotent sends (contract 5.2, 4, 8), against the real
 //! binary in standalone mode (memory inbox) and on a real Redis: the
 //! per-sender share, the bytes limit, the message count with `reject` and
-//! `drop-oldest`, `duplicate: true` for a repeated id (stored once, published
-//! live again: a client drops the repeat by id), an id
+//! `drop-oldest`, `duplicate: true` for a repeated id (delivered once), an id
 //! taken by another sender (`bad_request`), the server API's `id` and its
 //! 429 for `inbox_full`.
 
@@ -131,13 +130,11 @@ async fn idempotent_sends(node: &WsgateProc) {
         (status, answer["error"].as_str()),
         (400, Some("bad_request"))
     );
-    // Live: each message and its repeat (a duplicate is published again, as
-    // its first attempt may have stopped before the publish; a client drops
-    // the repeat by id), then nothing more (a ping's pong proves nothing
-    // else was queued before it).
+    // Delivered once each: the two messages, then nothing more (a ping's
+    // pong proves nothing else was queued before it).
     assert_eq!(
-        direct_ids(&mut bob_conn, 4).await,
-        [id.clone(), id.clone(), api_id.clone(), api_id.clone()]
+        direct_ids(&mut bob_conn, 2).await,
+        [id.clone(), api_id.clone()]
     );
     bob_conn
         .request(json!({"type": "ping"}))
@@ -161,7 +158,7 @@ async fn idempotent_sends(node: &WsgateProc) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_id_is_a_duplicate_stored_once_in_both_modes() {
+async fn a_repeated_id_is_a_duplicate_delivered_once_in_both_modes() {
     let (node, cluster) = nodes(&[]).await;
     idempotent_sends(&node).await;
     idempotent_sends(&cluster.nodes[0]).await;

@@ -159,8 +159,9 @@ async fn a_shard_failover_loses_no_acked_direct_message_and_rooms_follow_it() {
     let mut unavailable = 0u64;
     let mut unavailable_before_kill = 0u64;
     // Sends answered `unavailable` at least once: the copy their first
-    // attempt may have stored is published live by the retry that answers
-    // `duplicate: true` (5.2); a repeat is dropped by id.
+    // attempt may have stored is not published again by the retry
+    // (`duplicate: true` is neither stored nor delivered again, 5.2), so it
+    // may come later, by redelivery or replay.
     let mut retried = HashSet::new();
     let mut duplicates = 0u64;
     let mut killed_at = None;

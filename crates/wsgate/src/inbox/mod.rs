@@ -132,6 +132,11 @@ pub enum InboxError {
     Unavailable(String),
     #[error("inbox operation timed out")]
     Timeout,
+    /// A new message is stored on the primary, but `WAIT` did not see it on
+    /// `--redis-wait-replicas` replicas in time: not confirmed (the sender
+    /// retries with the same id), though the recipient may be sent it live.
+    #[error("the store was not confirmed by enough replicas")]
+    Unconfirmed(#[source] crate::redis::RedisError),
     #[error("inbox storage unavailable")]
     Redis(#[from] crate::redis::RedisError),
 }

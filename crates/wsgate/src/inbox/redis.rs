@@ -231,8 +231,11 @@ impl Inbox for ListInbox {
         };
         // A duplicate waits too: its first store may not have reached the
         // replicas (that is why the sender retried).
-        self.confirm(&mut conn, &keys.inbox(user)).await?;
-        Ok(outcome)
+        match self.confirm(&mut conn, &keys.inbox(user)).await {
+            Ok(()) => Ok(outcome),
+            Err(e) if matches!(outcome, Stored::New { .. }) => Err(InboxError::Unconfirmed(e)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn page(&self, user: &str, after: u64) -> Result<Page, InboxError> {

@@ -77,11 +77,11 @@ pub enum NodeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     pub id: String,
-    /// Whether the recipient had a connection anywhere (`None` where no
-    /// live delivery was tried).
+    /// Whether the recipient had a connection anywhere; `None` for a duplicate
+    /// (nothing was delivered now).
     pub online: Option<bool>,
     /// The same sender already stored this id, unacked: nothing was stored
-    /// again; it was published live again (clients drop the repeated id).
+    /// or delivered again.
     pub duplicate: bool,
 }
 
@@ -174,9 +174,10 @@ impl Node {
     /// A direct message: stored in the recipient's inbox within its limits,
     /// then delivered live to their connections on every node. `id` is the
     /// client's (idempotent: a repeat from the same sender while unacked is
-    /// a duplicate, not stored again but published live again, since the
-    /// first attempt may have stopped between the store and the publish);
-    /// `None` = a new UUIDv7.
+    /// a duplicate, neither stored nor delivered again); `None` = a new
+    /// UUIDv7. A store that `WAIT` did not confirm is still delivered live
+    /// before the sender hears `unavailable`, so the retry that answers
+    /// `duplicate` has nothing left to deliver.
     pub async fn send_direct(
         &self,
         sender: Sender<'_>,
@@ -190,58 +191,64 @@ impl Node {
             message.id = id;
         }
         message.to = Some(to.to_owned());
-        let stored = self
-            .inbox
-            .store(to, sender, &message)
-            .await
-            .map_err(|e| self.inbox_error(e))?;
-        let duplicate = match stored {
-            Stored::New { trimmed } => {
-                self.metrics.inbox_stored.inc();
-                self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
-                self.metrics.published(Kind::Direct);
-                if let Some(hooks) = &self.webhooks {
-                    hooks.message(&message);
-                }
-                false
+        let trimmed = match self.inbox.store(to, sender, &message).await {
+            Ok(Stored::New { trimmed }) => trimmed,
+            Ok(Stored::Duplicate) => {
+                return Ok(Sent {
+                    id: message.id,
+                    online: None,
+                    duplicate: true,
+                })
             }
-            // Stored before and still unacked, but its live publish may never
-            // have happened (the first attempt answered `unavailable`, e.g. a
-            // `WAIT` timeout after the store): published live again, so it
-            // does not wait for a redelivery or the next replay. A recipient
-            // that got the first copy drops this one by id.
-            Stored::Duplicate => true,
+            Err(InboxError::Unconfirmed(cause)) => {
+                // In the primary's inbox, not yet on the replicas: the
+                // recipient gets it live now (it may see it again if a
+                // failover loses it and the retry stores it anew; clients
+                // drop a repeated id), the sender retries until confirmed.
+                self.metrics.published(Kind::Direct);
+                self.deliver_direct(to, message).await;
+                return Err(self.inbox_error(InboxError::Unconfirmed(cause)));
+            }
+            Err(e) => return Err(self.inbox_error(e)),
         };
+        self.metrics.inbox_stored.inc();
+        self.metrics.inbox_dropped_trimmed.inc_by(trimmed);
+        self.metrics.published(Kind::Direct);
+        if let Some(hooks) = &self.webhooks {
+            hooks.message(&message);
+        }
         let id = message.id.clone();
+        let online = self.deliver_direct(to, message).await;
+        Ok(Sent {
+            id,
+            online: Some(online),
+            duplicate: false,
+        })
+    }
+
+    /// The live half of a direct message (it is in the inbox already):
+    /// local connections and the nodes that hold the recipient; a failed
+    /// publish is queued for a retry (`republish.rs`), and the inbox replays
+    /// it at the next connect whatever happens. Whether the recipient had a
+    /// connection anywhere.
+    async fn deliver_direct(&self, to: &str, message: MessageFrame) -> bool {
         let route = Route::User(to.to_owned());
         let event = Self::message_event(message);
         if self.republish.is_pending() {
             // Behind what waits for a republish, in order (`republish.rs`).
-            let local = self.emit_later(route, event);
-            return Ok(Sent {
-                id,
-                online: Some(local > 0),
-                duplicate,
-            });
+            return self.emit_later(route, event) > 0;
         }
         let sent = self.emit(route, event, None).await;
         let remote = match sent.remote {
             Ok(n) => n,
             Err(_) => {
-                // Stored already, so the sender's `ok` stands; the live
-                // publish is tried again (`republish.rs`), and the inbox
-                // replays it at the next connect whatever happens.
                 if let Some(envelope) = sent.unsent {
                     self.republish.push(envelope, &self.metrics);
                 }
                 0
             }
         };
-        Ok(Sent {
-            id,
-            online: Some(sent.local > 0 || remote > 0),
-            duplicate,
-        })
+        sent.local > 0 || remote > 0
     }
 
     /// Maps (and counts) a failed inbox store.
