@@ -3,7 +3,8 @@
 #   ./scripts/test-all.sh
 # 1. installs what the tests need when missing (apt packages, npm and pip deps);
 # 2. checks that the server crate's modules import each other in no cycle
-#    (scripts/check-module-cycles.py);
+#    (scripts/check-module-cycles.py) and that no source file is over 600
+#    lines (scripts/check-file-size.py);
 # 3. runs the Rust tests (unit + integration: real wsgate on port 0, real
 #    WebSocket clients, real redis-server and nginx started on free ports);
 # 4. the JS SDK unit, integration and headless-Chromium tests;
@@ -32,6 +33,7 @@ suite() {
 }
 
 suite module-cycles scripts/check-module-cycles.py
+suite file-size scripts/check-file-size.py
 if cargo nextest --version >/dev/null 2>&1; then
   suite rust cargo nextest run --workspace --no-fail-fast --profile ci
 else

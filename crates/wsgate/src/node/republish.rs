@@ -40,7 +40,8 @@ pub const MAX_BYTES: usize = 16 << 20;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest pause between republish attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Attempts at one envelope before it is dropped (about 16 s of backoff),
+/// Attempts at one envelope before it is dropped (seven pauses between
+/// them, 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 s = about 11 s of backoff),
 /// so one that cannot go (say, a user whose registry key is broken) holds
 /// the ones behind it only that long.
 pub const MAX_ATTEMPTS: u32 = 8;

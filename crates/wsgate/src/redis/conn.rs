@@ -4,8 +4,9 @@
 //! on, so it never shares the main one); a bulk connection for inbox pages
 //! and other large reads ([`Redis::bulk_conn`]), so a large reply never
 //! queues the latency-critical commands (heartbeat, registry, publish) behind
-//! it on the shared one; and dedicated pub/sub connections for the broker's
-//! subscriber.
+//! it on the shared one; a new connection for each blocking read
+//! ([`Redis::dedicated_conn`]: the webhook stream's `XREADGROUP BLOCK`); and
+//! dedicated pub/sub connections for the broker's subscriber.
 //!
 //! Where they go depends on `--redis-mode` ([`Target`]): `single` connects to
 //! the URL; `cluster` opens redis-rs's cluster client on the seed URLs (each
@@ -21,7 +22,7 @@
 //!
 //! Timeouts, all set here (documented in `docs/operations.md`):
 //! - [`CONNECT_TIMEOUT`] bounds opening any connection (TCP, TLS, `AUTH`,
-//!   `HELLO`), command and pub/sub, in both modes, and a Sentinel round
+//!   `HELLO`), command and pub/sub, in every mode, and a Sentinel round
 //!   (asking the Sentinels for the primary and checking its `ROLE`);
 //! - [`OP_TIMEOUT`] bounds every command (through [`Redis::timed`]), and
 //!   each pub/sub round trip (`SUBSCRIBE`, `UNSUBSCRIBE`, `PING`). redis-rs's

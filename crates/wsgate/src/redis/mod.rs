@@ -3,9 +3,12 @@
 //! `inbox::redis` (the inbox) both build on it, and neither knows the other.
 //!
 //! Connections ([`conn`]): one multiplexed command connection shared by all
-//! tasks, (re)made by a pool, every call bounded by a timeout; the broker's
-//! subscriber opens one dedicated pub/sub connection (in Redis Cluster: one
-//! per shard primary, [`cluster`]).
+//! tasks, one for stores confirmed with `WAIT` and one for bulk reads (each
+//! made again on first use after a failure), every call bounded by a
+//! timeout; a connection of its own for each blocking read (the webhook
+//! stream's `XREADGROUP BLOCK`); and the broker's subscriber opens one
+//! dedicated pub/sub connection (in Redis Cluster: one per shard primary,
+//! [`cluster`]).
 //!
 //! In `--redis-mode cluster` the three channels are shard channels
 //! (`SPUBLISH`/`SSUBSCRIBE`, each served by the primary of its slot; the

@@ -4,7 +4,8 @@
 //!
 //! One node at a time reads: the holder of the reader lease
 //! `{p}:webhook-reader` (taken with `SET NX`-like semantics, renewed at every
-//! read, lasting `node-ttl`). One reader keeps the order of the stream, so
+//! read and every third of its length by [`StreamQueue::keep_lease`],
+//! lasting `node-ttl`). One reader keeps the order of the stream, so
 //! each user's (and room's) events are POSTed in the order they were
 //! decided; the others are stand-by consumers of the same group. A node
 //! that takes the lease first claims every pending entry of the group
