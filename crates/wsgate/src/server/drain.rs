@@ -98,3 +98,6 @@ pub async fn drain(server: &Server) {
     drain.stopped.cancel();
     info!("Drained.");
 }
+
+#[cfg(test)]
+mod tests;
