@@ -109,7 +109,11 @@ async fn reconnect_delays_grow_are_capped_jittered_and_reset_after_a_good_connec
     let gaps: Vec<Duration> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
     // gaps[0]: after the first loss (immediate); gaps[k] for k in 1..=FAILURES:
     // before attempt k+1, after k failures in a row (delay(k - 1)).
-    assert!(gaps[0] < SLACK, "first attempt after a loss waits {:?}", gaps[0]);
+    assert!(
+        gaps[0] < SLACK,
+        "first attempt after a loss waits {:?}",
+        gaps[0]
+    );
     for (k, gap) in gaps.iter().enumerate().take(FAILURES + 1).skip(1) {
         let ceiling = MIN.saturating_mul(1 << (k - 1)).min(MAX);
         assert!(
