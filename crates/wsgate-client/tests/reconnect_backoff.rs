@@ -8,6 +8,11 @@
 //! connection at once); it stamps every accepted connection with the paused
 //! clock, so the gaps between stamps are exactly the session's sleeps, with
 //! no real waiting.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
