@@ -90,13 +90,7 @@ impl RedisCluster {
 
     /// The index of the primary that serves `key`'s slot now.
     pub async fn primary_of(&self, key: &str) -> usize {
-        let mut conn = self.servers[0].conn().await;
-        let slot: u16 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .expect("CLUSTER KEYSLOT");
+        let slot = self.keyslot(key).await;
         eventually(
             &format!("a primary serves slot {slot}"),
             Duration::from_secs(20),
@@ -115,6 +109,29 @@ impl RedisCluster {
         .await
     }
 
+    /// `CLUSTER KEYSLOT key`, asked of the first node that answers.
+    pub async fn keyslot(&self, key: &str) -> u16 {
+        for s in &self.servers {
+            let Ok(client) = redis::Client::open(s.url()) else {
+                continue;
+            };
+            let asked = tokio::time::timeout(Duration::from_secs(1), async {
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(key)
+                    .query_async::<u16>(&mut conn)
+                    .await
+                    .ok()
+            })
+            .await;
+            if let Ok(Some(slot)) = asked {
+                return slot;
+            }
+        }
+        panic!("no cluster node answers CLUSTER KEYSLOT");
+    }
+
     /// Kills node `i` with SIGKILL.
     pub fn kill(&mut self, i: usize) {
         self.servers[i].kill();
@@ -124,6 +141,34 @@ impl RedisCluster {
     /// (as a replica, once its replica was promoted).
     pub async fn restart(&mut self, i: usize) {
         self.servers[i].restart().await;
+    }
+
+    /// Freezes node `i` (SIGSTOP): it answers nothing, and its peers mark
+    /// it failed after the node timeout.
+    pub fn pause(&self, i: usize) {
+        self.servers[i].pause();
+    }
+
+    /// Thaws node `i` (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.servers[i].resume();
+    }
+
+    /// The index of the replica of primary `primary` (its `myself` line of
+    /// `CLUSTER NODES` names the primary's id).
+    pub async fn replica_of(&self, primary: usize) -> usize {
+        let id = myself(&self.servers[primary])
+            .await
+            .expect("the primary answers CLUSTER NODES")[0]
+            .clone();
+        for (i, s) in self.servers.iter().enumerate() {
+            if let Some(me) = myself(s).await {
+                if me[2].contains("slave") && me[3] == id {
+                    return i;
+                }
+            }
+        }
+        panic!("primary {primary} has no replica");
     }
 
     /// Whether node `i` is a primary now (`ROLE`).
@@ -180,15 +225,7 @@ async fn cluster_info(s: &RedisServer) -> Option<String> {
 /// The slot ranges node `s` serves as a primary (its `myself` line of
 /// `CLUSTER NODES`); `None` when it is down or a replica.
 async fn own_slots(s: &RedisServer) -> Option<Vec<(u16, u16)>> {
-    let client = redis::Client::open(s.url()).ok()?;
-    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    let me = nodes.lines().find(|l| l.contains("myself"))?;
-    let fields: Vec<&str> = me.split_whitespace().collect();
+    let fields = myself(s).await?;
     if !fields.get(2)?.contains("master") {
         return None;
     }
@@ -203,4 +240,23 @@ async fn own_slots(s: &RedisServer) -> Option<Vec<(u16, u16)>> {
             })
             .collect(),
     )
+}
+
+/// The fields of node `s`'s own line of `CLUSTER NODES` (id, address,
+/// flags, primary id, ..., slots); `None` when it does not answer within
+/// a second (it is down or paused).
+async fn myself(s: &RedisServer) -> Option<Vec<String>> {
+    let client = redis::Client::open(s.url()).ok()?;
+    let nodes: String = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await
+            .ok()
+    })
+    .await
+    .ok()??;
+    let me = nodes.lines().find(|l| l.contains("myself"))?;
+    Some(me.split_whitespace().map(str::to_owned).collect())
 }
