@@ -178,7 +178,9 @@ async fn one_shard_down_keeps_every_node_ready_and_its_stores_answer_unavailable
     let mut down_unavailable = 0u64;
     for seq in 0..DOWN_SENDS {
         let sent = sender
-            .request(json!({"type": "send", "to": dead, "id": client_id(seq), "content": {"seq": seq}}))
+            .request(
+                json!({"type": "send", "to": dead, "id": client_id(seq), "content": {"seq": seq}}),
+            )
             .await;
         match sent {
             Ok(_) => down_ok += 1,
@@ -271,7 +273,10 @@ async fn one_shard_down_keeps_every_node_ready_and_its_stores_answer_unavailable
         for from in 0..nodes.len() {
             let content = json!({"round": round, "from": from});
             let (status, _) = nodes[from]
-                .api_post("/api/v1/publish", &json!({"room": room, "content": content}))
+                .api_post(
+                    "/api/v1/publish",
+                    &json!({"room": room, "content": content}),
+                )
                 .await;
             published += usize::from(status == 200);
         }
@@ -292,8 +297,13 @@ async fn one_shard_down_keeps_every_node_ready_and_its_stores_answer_unavailable
     watch_stop.store(true, Ordering::Release);
     let (polls, not_ready) = watcher.await.expect("readiness watcher");
     let mut losses = Vec::new();
+    let mut heartbeat_errors = Vec::new();
     for n in &nodes {
         losses.push(n.metric("wsgate_bus_shard_losses_total").await);
+        heartbeat_errors.push(
+            n.metric("wsgate_broker_errors_total{op=\"heartbeat\"}")
+                .await,
+        );
     }
     let (dead_arrivals, dead_ids) = {
         let got = dead_got.lock().unwrap();
@@ -307,7 +317,8 @@ async fn one_shard_down_keeps_every_node_ready_and_its_stores_answer_unavailable
          confirmed by retry after {confirmed_after:?} ({} unavailable retries, {duplicates} \
          duplicate: true), arrivals {dead_arrivals} (distinct ids {dead_ids}, missing 0); room \
          messages through every node reach every member again after {rooms_back:?} (round \
-         {round}); wsgate_bus_shard_losses_total per node {losses:?}",
+         {round}); wsgate_bus_shard_losses_total per node {losses:?}, heartbeat errors per node \
+         {heartbeat_errors:?}",
         retries.load(Ordering::Relaxed),
     );
     report(&line);

@@ -70,6 +70,10 @@ pub trait BusSink: Send + Sync {
     /// envelope of the new subscription is delivered, so what the sink queues
     /// here reaches its connections first.
     async fn resubscribed(&self) {}
+    /// Redis Cluster: these rooms' channels are subscribed again after
+    /// their shard was lost (the rest of the bus stayed live): catch their
+    /// local members up, like [`BusSink::resubscribed`] for rooms.
+    async fn rooms_resubscribed(&self, _rooms: &[String]) {}
 }
 
 /// Everything the node needs from the cluster.

@@ -194,21 +194,19 @@ fn redis_mode_settings_default_and_validate() {
 }
 
 #[test]
-fn webhooks_are_refused_in_redis_cluster_mode() {
-    let mut c = Config {
-        webhook_url: Some(webhooks::ReceiverUrl::parse("http://127.0.0.1:8081/hooks").unwrap()),
-        webhook_secret: Some("s".into()),
-        ..Config::default()
-    };
-    assert!(c.check_webhooks().is_ok());
-    c.redis_mode = RedisMode::Sentinel;
-    assert!(c.check_webhooks().is_ok());
-    c.redis_mode = RedisMode::Cluster;
-    let err = c.check_webhooks().unwrap_err().to_string();
-    assert!(
-        err.contains("--webhook-url") && err.contains("--redis-mode cluster"),
-        "{err}"
-    );
+fn webhooks_need_a_secret_in_every_redis_mode() {
+    for mode in [RedisMode::Single, RedisMode::Sentinel, RedisMode::Cluster] {
+        let mut c = Config {
+            webhook_url: Some(webhooks::ReceiverUrl::parse("http://127.0.0.1:8081/hooks").unwrap()),
+            webhook_secret: Some("s".into()),
+            redis_mode: mode,
+            ..Config::default()
+        };
+        assert!(c.check_webhooks().is_ok(), "{mode:?}");
+        c.webhook_secret = None;
+        let err = c.check_webhooks().unwrap_err().to_string();
+        assert!(err.contains("--webhook-secret"), "{mode:?}: {err}");
+    }
 }
 
 #[test]

@@ -219,21 +219,11 @@ impl Config {
         })
     }
 
-    /// `--webhook-url` needs `--webhook-secret`, and is refused with
-    /// `--redis-mode cluster`: the event stream is read with a blocking
-    /// `XREADGROUP` on a dedicated connection, which cluster mode does not
-    /// open (called by `Config::check`).
+    /// `--webhook-url` needs `--webhook-secret` (called by `Config::check`).
     pub(super) fn check_webhooks(&self) -> Result<(), ConfigError> {
         if self.webhook_url.is_some() && self.webhook_secret.is_none() {
             return Err(ConfigError::Conflict(
                 "--webhook-url needs --webhook-secret: every webhook request is signed".into(),
-            ));
-        }
-        if self.webhook_url.is_some() && self.redis_mode == super::RedisMode::Cluster {
-            return Err(ConfigError::Conflict(
-                "--webhook-url is not supported with --redis-mode cluster yet: \
-                 use --redis-mode single or sentinel for webhooks"
-                    .into(),
             ));
         }
         Ok(())

@@ -13,7 +13,9 @@ use prometheus::{
 };
 use wsgate_protocol::{ClientFrame, CloseCode, ErrorCode, Kind};
 
+mod bus;
 mod webhooks;
+pub use bus::BusMetrics;
 pub use webhooks::{WebhookDrop, WebhookMetrics, WebhookResult};
 
 /// Why an upgrade or connection was refused.
@@ -217,8 +219,7 @@ pub struct Metrics {
     pub broker_up: IntGauge,
     /// `wsgate_bus_lag_seconds`: published on the bus → handled by this node.
     bus_lag: Histogram,
-    /// `wsgate_bus_queue_overflows_total`: the inbound queue was full.
-    pub bus_queue_overflows: IntCounter,
+    pub bus: BusMetrics,
     pub cluster_nodes: IntGauge,
     pub redis_replicas: IntGauge,
     /// `--redis-wait-replicas`, so an alert can compare the two gauges.
@@ -474,11 +475,7 @@ impl Metrics {
                 "1 when the broker (Redis) is connected and subscribed.",
             )?,
             bus_lag,
-            bus_queue_overflows: counter(
-                &r,
-                "wsgate_bus_queue_overflows_total",
-                "Times the bus reader found its queue to the node full and reconnected (the node then catches up as after an outage).",
-            )?,
+            bus: BusMetrics::new(&r)?,
             cluster_nodes: gauge(
                 &r,
                 "wsgate_cluster_nodes",

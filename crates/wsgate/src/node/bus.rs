@@ -174,6 +174,19 @@ impl BusSink for Node {
             })
             .await;
     }
+
+    async fn rooms_resubscribed(&self, rooms: &[String]) {
+        let rooms: std::collections::HashSet<&str> = rooms.iter().map(String::as_str).collect();
+        let positions = self.hub.room_positions();
+        let back = positions
+            .into_iter()
+            .filter(|(r, _)| rooms.contains(r.as_str()));
+        futures_util::stream::iter(back)
+            .for_each_concurrent(CATCH_UP_CONCURRENCY, |(room, last)| async move {
+                self.catch_up_room(&room, last).await;
+            })
+            .await;
+    }
 }
 
 impl Node {

@@ -188,6 +188,12 @@ impl ShardMap {
         &self.primaries
     }
 
+    /// The address of the primary serving `name`'s slot; `None` while no
+    /// primary serves it.
+    pub fn primary_of(&self, name: &str) -> Option<&(String, u16)> {
+        self.shard_of(name).map(|i| &self.primaries[i])
+    }
+
     /// The index of the primary serving `name`'s slot; `None` while no
     /// primary serves it (a shard that is down or not yet assigned).
     pub fn shard_of(&self, name: &str) -> Option<usize> {

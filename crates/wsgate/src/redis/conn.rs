@@ -323,12 +323,22 @@ impl Redis {
     }
 
     /// A new connection of its own, for a blocking read (`XREADGROUP
-    /// BLOCK`) that must not hold up the shared one. Not cached: the caller
-    /// keeps it and asks again after a failure. Single and sentinel mode
-    /// only: cluster mode refuses `--webhook-url` at start-up
-    /// ([`crate::config`]), so nothing asks for one there.
-    pub async fn dedicated_conn(&self) -> Result<Conn, RedisError> {
-        let client = self.primary().await?;
+    /// BLOCK`) of `key` that must not hold up the shared one. Not cached:
+    /// the caller keeps it and asks again after a failure. In cluster mode
+    /// it goes to the primary that serves `key`'s slot now (`CLUSTER
+    /// SLOTS`); after a failover or a slot move its commands fail (a lost
+    /// connection, `MOVED`) and the caller's next ask finds the new one.
+    pub async fn dedicated_conn(&self, key: &str) -> Result<Conn, RedisError> {
+        let client = match &self.target {
+            Target::Cluster(_) => {
+                let map = self.shard_map().await?;
+                let (host, port) = map
+                    .primary_of(key)
+                    .ok_or(RedisError::Reply("no primary serves the key's slot"))?;
+                self.node_client(host, *port)?
+            }
+            _ => self.primary().await?,
+        };
         match tokio::time::timeout(
             OP_TIMEOUT,
             client.get_multiplexed_async_connection_with_config(&connection_config()),

@@ -44,6 +44,14 @@ impl Keys {
         self.tagged("room", room)
     }
 
+    /// The room of a [`Keys::room_channel`] name; `None` for another channel.
+    pub fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":room:{")?
+            .strip_suffix('}')
+    }
+
     /// `{p}:broadcast`: cluster-wide broadcast.
     pub fn broadcast_channel(&self) -> String {
         self.global("broadcast")
@@ -222,6 +230,8 @@ mod tests {
         let k = Keys::new("app");
         assert_eq!(k.nodes(), "app:nodes");
         assert_eq!(k.broadcast_channel(), "app:broadcast");
+        assert_eq!(k.room_of_channel(&k.room_channel("lobby")), Some("lobby"));
+        assert_eq!(k.room_of_channel(&k.node_channel("lobby")), None);
         assert_eq!(k.inbox_expiries(), "app:inbox-expiries");
         assert_eq!(k.events(), "app:events");
         assert_eq!(k.webhook_outbox_index(), "app:webhook-outbox-index");

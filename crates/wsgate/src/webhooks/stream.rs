@@ -249,7 +249,7 @@ impl StreamQueue {
         let mut conn = match state.conn.clone() {
             Some(c) => c,
             None => {
-                let c = r.dedicated_conn().await?;
+                let c = r.dedicated_conn(&r.keys().events()).await?;
                 state.conn = Some(c.clone());
                 c
             }
@@ -283,16 +283,19 @@ impl StreamQueue {
                 return Err(e);
             }
         };
-        let Value::Array(streams) = reply else {
-            return Ok(Vec::new());
-        };
-        Ok(streams
-            .first()
-            .and_then(|s| match s {
-                Value::Array(kv) => kv.get(1).map(entries),
-                _ => None,
-            })
-            .unwrap_or_default())
+        // RESP2: `[[name, entries]]`; RESP3 (cluster mode's connection to
+        // the stream's primary): `{name: entries}`.
+        Ok(match reply {
+            Value::Array(streams) => streams
+                .first()
+                .and_then(|s| match s {
+                    Value::Array(kv) => kv.get(1).map(entries),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+            Value::Map(streams) => streams.first().map(|(_, e)| entries(e)).unwrap_or_default(),
+            _ => Vec::new(),
+        })
     }
 
     /// Trims what the group has acknowledged (`XTRIM MINID ~`). O(log N +

@@ -26,17 +26,26 @@
 //! and before everything read after it, so caught-up frames precede the new
 //! subscription's live ones on every connection. While one is pending the
 //! broker is not up (`/readyz` answers 503).
+//!
+//! A room catch-up ([`Queue::catch_up_rooms`], Redis Cluster: rooms whose
+//! shard was lost and is back) is queued before the rooms' `SSUBSCRIBE`
+//! and waits, at its place in the queue, for the subscribe's outcome (at
+//! most twice `OP_TIMEOUT`): then the history read covers everything up to
+//! a moment the subscription was already live, and repeats the new
+//! subscription brings are dropped by offset in the hub. It does not make
+//! the node unready (contract 6: a shard that is down does not).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 use wsgate_protocol::bus::Envelope;
 
 use super::Inner;
 use crate::cluster::BusSink;
 use crate::metrics::BrokerOp;
+use crate::redis::OP_TIMEOUT;
 
 /// Payloads read from the bus and not yet handled, at most.
 pub(super) const QUEUE_LEN: usize = 16_384;
@@ -48,6 +57,12 @@ enum Item {
     Payload { bytes: Vec<u8>, own_channel: bool },
     /// The node missed envelopes: catch up before what follows.
     CatchUp,
+    /// The same catch-up while the node stays ready (a shard came back
+    /// after a failover: see [`Queue::catch_up_ready`]).
+    CatchUpReady,
+    /// These rooms' channels are subscribed again (the gate says which,
+    /// once the subscribe is confirmed): catch them up.
+    CatchUpRooms(oneshot::Receiver<Vec<String>>),
     /// An event the broker itself emits for this node (a reaped member's
     /// leave), in order with what the bus brought.
     Local(Box<Envelope>),
@@ -105,6 +120,30 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Queues a catch-up that does not make the node unready: after a
+    /// shard that held only users and rooms came back (its promoted
+    /// replica may miss the last registry writes, so direct messages
+    /// meanwhile may have gone to the inboxes only).
+    pub(super) async fn catch_up_ready(&self) {
+        #[expect(
+            clippy::let_underscore_must_use,
+            reason = "only fails when the dispatcher is gone (shutdown): nothing to catch up for"
+        )]
+        let _ = self.tx.send(Item::CatchUpReady).await;
+    }
+
+    /// Queues a catch-up of the rooms the gate will name, after what is
+    /// queued now (the subscription task, before it subscribes them).
+    pub(super) async fn catch_up_rooms(&self, gate: oneshot::Receiver<Vec<String>>) {
+        #[expect(
+            clippy::let_underscore_must_use,
+            reason = "only fails when the dispatcher is gone (shutdown): nothing to catch up for"
+        )]
+        let _ = self.tx.send(Item::CatchUpRooms(gate)).await;
+    }
+}
+
 /// Starts the dispatch task; it ends when every [`Queue`] is dropped.
 pub(super) fn start(inner: Arc<Inner>, sink: Weak<dyn BusSink>) -> Queue {
     let (tx, rx) = mpsc::channel(QUEUE_LEN);
@@ -139,6 +178,21 @@ async fn dispatch(
                 }
                 inner.catch_ups.fetch_sub(1, Ordering::AcqRel);
                 inner.mark();
+            }
+            Item::CatchUpReady => {
+                if let Some(sink) = sink.upgrade() {
+                    sink.resubscribed().await;
+                }
+            }
+            Item::CatchUpRooms(gate) => {
+                // The subscribes run at once, each within `OP_TIMEOUT`.
+                let Ok(Ok(rooms)) = tokio::time::timeout(OP_TIMEOUT * 2, gate).await else {
+                    continue;
+                };
+                if let (false, Some(sink)) = (rooms.is_empty(), sink.upgrade()) {
+                    sink.rooms_resubscribed(&rooms).await;
+                    inner.metrics.bus.room_catch_ups.inc_by(rooms.len() as u64);
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The supervised pub/sub connection.
 //!
 //! One dedicated Redis connection carries every subscription of the node (in
-//! Redis Cluster: one per shard primary, [`super::shards`]). The loop connects, subscribes the node channel, the broadcast channel and every
+//! Redis Cluster: one per shard primary, [`super::shards`], each supervised
+//! on its own: see below). The loop connects, subscribes the node channel, the broadcast channel and every
 //! wanted room channel, re-registers the node (resync), and only then reports
 //! subscribed: a node is never ready while deaf. After an outage it queues a
 //! catch-up (inbox redelivery, room history) ahead of the first payload, and
@@ -16,6 +17,20 @@
 //! or the inbound queue is full, the loop ends with a typed [`LoopEnd`], waits
 //! a capped exponential backoff with jitter (reset only after a healthy
 //! period), and starts again.
+//!
+//! In Redis Cluster only the loss of the shard that serves this node's
+//! channel or the broadcast channel ends the loop (contract 6: a node is
+//! ready while those two are subscribed). Losing another shard parks its
+//! room channels (`wsgate_bus_shard_losses_total`), the node stays ready,
+//! and the reader reads the shard map again until the primaries serving
+//! those slots are connected (every [`SHARD_RETRY_MIN`], doubling up to
+//! [`SHARD_RETRY_MAX`]), then unparks them: the subscription task
+//! subscribes them again and their rooms catch up from the history. Once
+//! every shard is connected again it also re-registers the node (resync:
+//! the promoted replica may lack the last registry writes, replication
+//! being asynchronous) and queues an inbox catch-up that keeps the node
+//! ready, so a direct message that went only to an inbox meanwhile reaches
+//! its open connection.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -29,7 +44,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::inbound::{Queue, QUEUE_BYTES, QUEUE_LEN};
-use super::shards::Shards;
+use super::shards::{End, Lost, Shards};
 use super::subscriptions::SubSink;
 use super::{subscriptions, Inner};
 use crate::metrics::BrokerOp;
@@ -37,6 +52,10 @@ use crate::metrics::BrokerOp;
 /// Backoff bounds for reconnecting.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Retry bounds for connecting a lost shard's primary again: short, since
+/// a failover promotes a replica within the cluster's node timeout.
+const SHARD_RETRY_MIN: Duration = Duration::from_millis(100);
+const SHARD_RETRY_MAX: Duration = Duration::from_secs(2);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_PERIOD: Duration = Duration::from_secs(30);
 
@@ -84,18 +103,15 @@ enum Reader {
     /// Single and sentinel modes: the pub/sub connection's message stream.
     Channels(PubSubStream),
     /// Cluster mode: the shard connections' handlers queue the payloads
-    /// themselves ([`super::shards`]); this yields why they must reconnect.
-    Shards(mpsc::Receiver<String>),
+    /// themselves ([`super::shards`]); this yields when each one ends.
+    Shards(Shards, mpsc::UnboundedReceiver<End>),
 }
 
 impl Reader {
     /// Reads until the connection must be made again; returns why.
     async fn run(&mut self, inner: &Inner, queue: &Queue, node_channel: &str) -> String {
         match self {
-            Reader::Shards(ended) => ended
-                .recv()
-                .await
-                .unwrap_or_else(|| "the shard connections closed".into()),
+            Reader::Shards(shards, ended) => supervise_shards(inner, queue, shards, ended).await,
             Reader::Channels(stream) => loop {
                 let Some(msg) = stream.next().await else {
                     return "connection closed".into();
@@ -107,7 +123,7 @@ impl Reader {
                 {
                     // The node fell behind: start again and catch up, as
                     // after an outage (the policy: see `inbound`).
-                    inner.metrics.bus_queue_overflows.inc();
+                    inner.metrics.bus.queue_overflows.inc();
                     return format!(
                         "the bus queue to the node is full ({QUEUE_LEN} payloads or {} MiB)",
                         QUEUE_BYTES >> 20
@@ -123,7 +139,10 @@ impl Reader {
 async fn open(inner: &Inner, queue: &Queue) -> Result<(SubSink, Reader), String> {
     if inner.redis.is_cluster() {
         let (shards, ended) = Shards::connect(inner, queue).await?;
-        return Ok((SubSink::Shards(shards), Reader::Shards(ended)));
+        return Ok((
+            SubSink::Shards(shards.clone()),
+            Reader::Shards(shards, ended),
+        ));
     }
     let pubsub = inner.redis.pubsub().await.map_err(|e| e.to_string())?;
     let (psink, stream) = pubsub.split();
@@ -146,16 +165,22 @@ async fn connection(inner: &Arc<Inner>, queue: &Queue) -> LoopEnd {
     let wanted = inner.subs.wanted();
     let mut channels = vec![node_channel.clone(), keys.broadcast_channel()];
     channels.extend(wanted.iter().cloned());
-    if let Err(e) = sink.subscribe(&channels).await {
-        return LoopEnd::Disconnected(e);
+    let down = match sink.subscribe(&channels).await {
+        Ok(down) => down,
+        Err(e) => return LoopEnd::Disconnected(e),
+    };
+    if let Some(vital) = channels[..2].iter().find(|c| down.contains(*c)) {
+        return LoopEnd::Disconnected(format!("could not subscribe {vital}"));
     }
-    inner
-        .subs
-        .connected(wanted.into_iter().collect::<HashSet<_>>());
+    let subscribed = wanted
+        .into_iter()
+        .filter(|c| !down.contains(c))
+        .collect::<HashSet<_>>();
+    inner.subs.connected(subscribed, down);
     let stop = inner.shutdown.child_token();
     // Stops the changes task however this connection ends.
     let _stop_changes = stop.clone().drop_guard();
-    let mut changes = tokio::spawn(subscriptions::run(inner.subs.clone(), sink, stop));
+    let mut changes = tokio::spawn(subscriptions::run(inner.clone(), queue.clone(), sink, stop));
     if let Err(e) = inner.resync(queue).await {
         return LoopEnd::Disconnected(format!("resync failed: {e}"));
     }
@@ -179,5 +204,77 @@ async fn connection(inner: &Arc<Inner>, queue: &Queue) -> LoopEnd {
             LoopEnd::Disconnected(reason)
         }
         reason = reader.run(inner, queue, &node_channel) => LoopEnd::Disconnected(reason),
+    }
+}
+
+/// Cluster mode: reads the shard connections' ends until one needs the
+/// whole loop made again (returned as the reason), parking and repairing
+/// the shards that serve only room channels.
+async fn supervise_shards(
+    inner: &Inner,
+    queue: &Queue,
+    shards: &Shards,
+    ended: &mut mpsc::UnboundedReceiver<End>,
+) -> String {
+    let mut retry = SHARD_RETRY_MIN;
+    // A shard was lost since the last complete repair.
+    let mut lost = false;
+    // A shard may be down from the start: its channels were not subscribed.
+    let mut repair_at = Some(Instant::now());
+    loop {
+        tokio::select! {
+            end = ended.recv() => match end {
+                None => return "the shard connections closed".into(),
+                Some(End::Node(reason)) => return reason,
+                Some(End::Shard { id, reason }) => match shards.lose(id) {
+                    Lost::Stale => {}
+                    Lost::Vital => return reason,
+                    Lost::Shard(addr) => {
+                        let parked = inner.subs.park(|c| shards.serves(&addr, c));
+                        inner.metrics.bus.shard_losses.inc();
+                        inner.metrics.broker_error(BrokerOp::Subscribe);
+                        warn!(
+                            shard = %format!("{}:{}", addr.0, addr.1),
+                            reason = %reason,
+                            room_channels = parked,
+                            "A Redis shard connection was lost; its room channels wait for it (the node stays ready)."
+                        );
+                        lost = true;
+                        repair_at.get_or_insert_with(|| Instant::now() + SHARD_RETRY_MIN);
+                    }
+                },
+            },
+            () = sleep_until(repair_at) => match shards.repair().await {
+                Err(reason) => return reason,
+                Ok(all) => {
+                    inner.subs.unpark();
+                    if all {
+                        retry = SHARD_RETRY_MIN;
+                        repair_at = None;
+                        if std::mem::take(&mut lost) {
+                            // The promoted replica may lack the last
+                            // registrations (replication is asynchronous):
+                            // register again (idempotent), then send local
+                            // users what went to their inboxes only.
+                            if let Err(e) = inner.resync(queue).await {
+                                return format!("resync after a shard failover failed: {e}");
+                            }
+                            queue.catch_up_ready().await;
+                        }
+                    } else {
+                        retry = (retry * 2).min(SHARD_RETRY_MAX);
+                        repair_at = Some(Instant::now() + retry);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -19,6 +19,18 @@
 //! (`SUBSCRIBE`, a batch per pass) in single and sentinel modes, or the
 //! shard connections of Redis Cluster (`SSUBSCRIBE`, one per channel, on
 //! the primary of its slot: [`super::shards`]).
+//!
+//! In Redis Cluster a room channel whose shard is down is *parked*: not
+//! subscribed, not retried, and a join that needs it answers `unavailable`
+//! (`wsgate_bus_channels_down` counts them). The subscriber parks the
+//! channels of a lost shard ([`Subscriptions::park`]) and unparks them all
+//! once it has connected the primaries that serve their slots now
+//! ([`Subscriptions::unpark`]); this task then subscribes them again like
+//! new wants. Channels that were subscribed when their shard was lost are
+//! *recovering*: before their `SSUBSCRIBE` the task queues a room catch-up
+//! that the dispatcher runs once the subscribe is confirmed, so the room's
+//! local members get what the history kept from the time they missed,
+//! ahead of the new subscription's live messages.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,8 +40,11 @@ use redis::aio::PubSubSink;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
+use super::inbound::Queue;
 use super::shards::Shards;
+use super::Inner;
 use crate::cluster::BrokerError;
 use crate::redis::OP_TIMEOUT;
 
@@ -45,17 +60,18 @@ pub(super) enum SubSink {
 pub(super) type PubSinkBox = Box<PubSubSink>;
 
 impl SubSink {
-    /// Subscribes `channels`; the error is the reason to reconnect.
-    pub(super) async fn subscribe(&mut self, channels: &[String]) -> Result<(), String> {
+    /// Subscribes `channels`; returns those whose shard is down (cluster
+    /// mode), the error is the reason to reconnect.
+    pub(super) async fn subscribe(&mut self, channels: &[String]) -> Result<Vec<String>, String> {
         match self {
             SubSink::Channels(sink) => {
                 match tokio::time::timeout(OP_TIMEOUT, sink.subscribe(channels)).await {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(())) => Ok(Vec::new()),
                     Ok(Err(e)) => Err(format!("subscribe failed: {e}")),
                     Err(_) => Err("subscribe timed out".into()),
                 }
             }
-            SubSink::Shards(shards) => shards.subscribe(channels).await,
+            SubSink::Shards(shards) => Ok(shards.subscribe(channels).await),
         }
     }
 
@@ -68,7 +84,10 @@ impl SubSink {
                     Err(_) => Err("unsubscribe timed out".into()),
                 }
             }
-            SubSink::Shards(shards) => shards.unsubscribe(channels).await,
+            SubSink::Shards(shards) => {
+                shards.unsubscribe(channels).await;
+                Ok(())
+            }
         }
     }
 
@@ -81,7 +100,10 @@ impl SubSink {
                     Err(_) => Err("ping timed out".into()),
                 }
             }
-            SubSink::Shards(shards) => shards.ping().await,
+            SubSink::Shards(shards) => {
+                shards.ping().await;
+                Ok(())
+            }
         }
     }
 }
@@ -99,6 +121,10 @@ struct SubState {
     connected: bool,
     wanted: HashSet<String>,
     subscribed: HashSet<String>,
+    /// Wanted channels whose shard is down (cluster mode).
+    parked: HashSet<String>,
+    /// Channels lost with their shard: caught up when subscribed again.
+    recovering: HashSet<String>,
     /// Joins waiting for their channel's `SUBSCRIBE`. At most one entry per
     /// pending join; resolved on every pass of the task and on disconnect.
     waiters: HashMap<String, Vec<Waiter>>,
@@ -123,6 +149,12 @@ impl Subscriptions {
             st.wanted.insert(channel.clone());
             if st.subscribed.contains(&channel) {
                 return Ok(());
+            }
+            if st.parked.contains(&channel) {
+                // Subscribed when its shard is back.
+                return Err(BrokerError::Unavailable(format!(
+                    "the Redis shard of {channel} is down"
+                )));
             }
             if !st.connected {
                 // Subscribed by the subscriber when it reconnects.
@@ -157,12 +189,47 @@ impl Subscriptions {
     }
 
     /// A new connection subscribed `channels` (everything wanted when it
-    /// started): record them and release the joins they satisfy.
-    pub(super) fn connected(&self, channels: HashSet<String>) {
+    /// started but `down`, whose shard is down): record them and release
+    /// the joins they satisfy.
+    pub(super) fn connected(&self, channels: HashSet<String>, down: Vec<String>) {
         let mut st = self.lock();
         st.connected = true;
         st.subscribed = channels;
+        st.recovering = down.iter().cloned().collect();
+        st.parked = down.into_iter().collect();
         settle(&mut st);
+    }
+
+    /// The subscribed channels `lost(channel)` selects lost their shard:
+    /// park them until [`Subscriptions::unpark`]. Returns how many.
+    pub(super) fn park(&self, lost: impl Fn(&str) -> bool) -> usize {
+        let parked = {
+            let mut st = self.lock();
+            let channels: Vec<String> = st.subscribed.iter().filter(|c| lost(c)).cloned().collect();
+            for c in &channels {
+                st.subscribed.remove(c);
+                st.parked.insert(c.clone());
+                st.recovering.insert(c.clone());
+            }
+            channels.len()
+        };
+        // The task counts them (`wsgate_bus_channels_down`).
+        self.changed.notify_one();
+        parked
+    }
+
+    /// The shards were connected again: subscribe every parked channel
+    /// (one whose shard is still down is parked again).
+    pub(super) fn unpark(&self) {
+        let any = {
+            let mut st = self.lock();
+            let any = !st.parked.is_empty();
+            st.parked.clear();
+            any
+        };
+        if any {
+            self.changed.notify_one();
+        }
     }
 
     /// The connection is gone: nothing is subscribed; pending joins fail.
@@ -170,6 +237,8 @@ impl Subscriptions {
         let mut st = self.lock();
         st.connected = false;
         st.subscribed.clear();
+        st.parked.clear();
+        st.recovering.clear();
         for (_, waiters) in st.waiters.drain() {
             for w in waiters {
                 #[expect(
@@ -214,31 +283,98 @@ fn settle(st: &mut SubState) {
 /// Applies subscription changes and pings on one connection until `stop`
 /// or a failed round trip (returned as the reason).
 pub(super) async fn run(
-    subs: Arc<Subscriptions>,
+    inner: Arc<Inner>,
+    queue: Queue,
     mut sink: SubSink,
     stop: CancellationToken,
 ) -> String {
+    let subs = inner.subs.clone();
     let mut unsubscribe_at: Option<Instant> = None;
     let mut ping = tokio::time::interval(PING_PERIOD);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     loop {
-        // New wants: subscribe at once.
-        let fresh: Vec<String> = {
-            let st = subs.lock();
-            st.wanted.difference(&st.subscribed).cloned().collect()
+        // New wants (and unparked channels): subscribe at once.
+        let (fresh, back): (Vec<String>, Vec<String>) = {
+            let mut st = subs.lock();
+            let fresh: Vec<String> = st
+                .wanted
+                .iter()
+                .filter(|c| !st.subscribed.contains(*c) && !st.parked.contains(*c))
+                .cloned()
+                .collect();
+            let back = fresh
+                .iter()
+                .filter(|c| st.recovering.remove(*c))
+                .cloned()
+                .collect();
+            (fresh, back)
         };
         if !fresh.is_empty() {
-            if let Err(reason) = sink.subscribe(&fresh).await {
-                return reason;
+            // Queued ahead of anything the new subscriptions bring.
+            let gate = if back.is_empty() {
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                queue.catch_up_rooms(rx).await;
+                Some(tx)
+            };
+            let down = match sink.subscribe(&fresh).await {
+                Ok(down) => down,
+                Err(reason) => return reason,
+            };
+            if let Some(gate) = gate {
+                let keys = inner.redis.keys();
+                let rooms = back
+                    .iter()
+                    .filter(|c| !down.contains(*c))
+                    .filter_map(|c| keys.room_of_channel(c).map(str::to_owned))
+                    .collect();
+                #[expect(
+                    clippy::let_underscore_must_use,
+                    reason = "the dispatcher gave up waiting (or shut down): the rooms are caught up at the next resubscribe"
+                )]
+                let _ = gate.send(rooms);
             }
             let mut st = subs.lock();
-            st.subscribed.extend(fresh);
+            for c in fresh {
+                if !down.contains(&c) {
+                    st.subscribed.insert(c);
+                }
+            }
+            for c in down {
+                if back.contains(&c) {
+                    st.recovering.insert(c.clone());
+                }
+                for w in st.waiters.remove(&c).unwrap_or_default() {
+                    #[expect(
+                        clippy::let_underscore_must_use,
+                        reason = "a join that gave up (timed out) dropped its receiver: nothing to tell"
+                    )]
+                    let _ = w.send(Err(format!("the Redis shard of {c} is down")));
+                }
+                if st.parked.insert(c.clone()) {
+                    debug!(channel = %c, "The Redis shard of a room channel is down; subscribing it when it is back.");
+                }
+            }
         }
         // Unwanted channels: after the debounce, in one batch.
         let stale: Vec<String> = {
             let mut st = subs.lock();
             settle(&mut st);
+            let SubState {
+                wanted,
+                parked,
+                recovering,
+                ..
+            } = &mut *st;
+            parked.retain(|c| wanted.contains(c));
+            recovering.retain(|c| wanted.contains(c));
+            inner
+                .metrics
+                .bus
+                .channels_down
+                .set(i64::try_from(parked.len()).unwrap_or(i64::MAX));
             st.subscribed.difference(&st.wanted).cloned().collect()
         };
         if stale.is_empty() {
