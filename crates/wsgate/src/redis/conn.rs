@@ -60,6 +60,12 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest opening a Redis connection may take (TCP, TLS, `AUTH`, `HELLO`;
 /// in sentinel mode, also asking the Sentinels for the primary).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest the cluster client may take to open a connection to one cluster
+/// node. Shorter than [`CONNECT_TIMEOUT`]: while it recovers (a node died)
+/// the client reconnects to its seeds one timeout after another, and the
+/// commands queued meanwhile (the heartbeat among them) must still finish
+/// within [`OP_TIMEOUT`] when a seed is frozen (test `rcluster_shard_down`).
+const CLUSTER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Why a Redis call failed. Whether a write happened is unknown for every
 /// variant but [`RedisError::Pool`]: callers answer `unavailable`.
@@ -181,7 +187,7 @@ impl Redis {
                 // Retries stay few: every call is bounded by OP_TIMEOUT
                 // anyway, and a caller that gets `unavailable` retries.
                 let client = ClusterClient::builder(infos)
-                    .connection_timeout(CONNECT_TIMEOUT)
+                    .connection_timeout(CLUSTER_CONNECT_TIMEOUT)
                     .retries(3)
                     .min_retry_wait(50)
                     .max_retry_wait(500)
