@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use wsgate_protocol::{CloseCode, Position, ServerFrame};
 
 pub use encoding::{encode, Outgoing};
-pub use outbox::{Conn, ConnId, Pushed};
+pub use outbox::{Conn, ConnId, Pushed, Wake};
 
 #[derive(Default)]
 struct RoomLocal {

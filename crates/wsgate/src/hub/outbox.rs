@@ -55,10 +55,19 @@ pub struct Conn {
     outbox: Mutex<Outbox>,
     capacity: usize,
     close: AtomicU16,
-    /// Wakes the session when frames are queued.
-    queued: Notify,
-    /// Wakes the session when a close is requested.
-    kicked: Notify,
+    /// Wakes the session when frames are queued or a close is requested:
+    /// one `Notify` for both, so a waiting session holds one waiter, not two
+    /// (the close request is read from `close` on every wake-up).
+    wake: Notify,
+}
+
+/// Why a waiting session woke ([`Conn::wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A close was requested with this code.
+    Kicked(CloseCode),
+    /// Frames may have been queued.
+    Queued,
 }
 
 /// Queue capacity kept when an outbox drains; larger buffers are released.
@@ -109,8 +118,7 @@ impl Conn {
             outbox: Mutex::new(Outbox::default()),
             capacity,
             close: AtomicU16::new(0),
-            queued: Notify::new(),
-            kicked: Notify::new(),
+            wake: Notify::new(),
         })
     }
 
@@ -183,7 +191,7 @@ impl Conn {
             }
             outbox.queue.push_back(frame.clone());
         }
-        self.queued.notify_one();
+        self.wake.notify_one();
         Pushed::Queued
     }
 
@@ -246,7 +254,7 @@ impl Conn {
         }
         drop(outbox);
         if queued {
-            self.queued.notify_one();
+            self.wake.notify_one();
         }
         Pushed::Queued
     }
@@ -263,14 +271,23 @@ impl Conn {
         !queue.is_empty()
     }
 
-    /// Resolves when frames may have been queued since the last call.
-    pub async fn wait_queued(&self) {
-        self.queued.notified().await;
+    /// Resolves with the close request if there is one, else once frames
+    /// may have been queued (or a close requested) since the last wake-up.
+    pub async fn wait(&self) -> Wake {
+        if let Some(code) = self.kicked() {
+            return Wake::Kicked(code);
+        }
+        self.wake.notified().await;
+        match self.kicked() {
+            Some(code) => Wake::Kicked(code),
+            None => Wake::Queued,
+        }
     }
 
-    /// Re-arms [`Conn::wait_queued`] when frames were left in the queue.
+    /// Re-arms [`Conn::wait`]: frames were left in the queue, or a wake-up
+    /// for queued frames was taken by a wait that only looked for a close.
     pub fn rearm(&self) {
-        self.queued.notify_one();
+        self.wake.notify_one();
     }
 
     /// Asks the session to close with `code`. Returns false when a close was
@@ -281,7 +298,7 @@ impl Conn {
             .compare_exchange(0, code.as_u16(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if first {
-            self.kicked.notify_one();
+            self.wake.notify_one();
         }
         first
     }
@@ -291,13 +308,15 @@ impl Conn {
         CloseCode::from_u16(self.close.load(Ordering::Acquire))
     }
 
-    /// Resolves once a close is requested.
-    pub async fn wait_kicked(&self) -> CloseCode {
+    /// Resolves once a close is requested. Sets `queued` when it took a
+    /// wake-up meant for queued frames: the caller gives it back with
+    /// [`Conn::rearm`] once it waits with [`Conn::wait`] again.
+    pub async fn wait_kicked(&self, queued: &mut bool) -> CloseCode {
         loop {
-            if let Some(code) = self.kicked() {
-                return code;
+            match self.wait().await {
+                Wake::Kicked(code) => return code,
+                Wake::Queued => *queued = true,
             }
-            self.kicked.notified().await;
         }
     }
 }

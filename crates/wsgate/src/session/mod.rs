@@ -1,10 +1,18 @@
 //! One WebSocket connection: the read loop, the write path, heartbeats, token
 //! expiry, limits, and the inbox replay at connect.
 //!
-//! A session is one task with one `select!` over: a close request (drain,
-//! slow consumer, API disconnect), one timer (next ping, heartbeat deadline,
-//! token expiry, ack redelivery), the socket, and the connection's bounded
-//! outbox. Frames to write are batched: up to [`WRITE_BATCH`] frames go out in
+//! A session is one task waiting on three things at once: one timer (next
+//! ping, heartbeat deadline, token expiry, ack redelivery; inline in the
+//! task, not boxed), the socket, and one wake-up shared by the connection's
+//! bounded outbox and its close request (drain, slow consumer, API
+//! disconnect; `hub::Conn`). A close request is checked first on every turn.
+//! When only the outbox woke the session, the socket is not polled (its
+//! readiness is kept for the next turn), and a batch that leaves frames
+//! queued makes the next turn read first, so neither side starves the other.
+//! State an idle connection never touches (rooms, acks awaited, the
+//! protocol-error window) is allocated on first use ([`Busy`]). See
+//! docs/benchmarks.md, "Performance round 2", for what each of these saves.
+//! Frames to write are batched: up to [`WRITE_BATCH`] frames go out in
 //! one vectored write ([`writer`]), their payloads the bytes shared by every
 //! socket, with no per-connection write buffer. A write that
 //! cannot make progress is abandoned when a close is requested, so a client
@@ -25,14 +33,15 @@ mod requests;
 pub mod writer;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{sleep_until, Instant, Sleep};
+use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
@@ -40,10 +49,9 @@ use writer::Writer;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
 
 use crate::auth::{Authenticator, Identity};
-use crate::client_addr::ClientAddr;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::hub::{encode, Conn, Outgoing};
+use crate::hub::{encode, Conn, Outgoing, Wake};
 use crate::metrics::{Metrics, RejectReason};
 use crate::node::Node;
 use limits::{ErrorWindow, RateLimiter};
@@ -117,31 +125,29 @@ pub fn run<S>(
     ws: WebSocketStream<S>,
     identity: Identity,
     codec: Codec,
-    client: ClientAddr,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let conn = env.node.new_conn(&identity.user);
+    let mut identity = identity;
+    // The user id lives once, in `conn.user`; the identity is kept for its
+    // grants (rooms claim, capabilities, expiry) and holds no copy.
+    let conn = env.node.new_conn(&std::mem::take(&mut identity.user));
     let config = &env.config;
     let now = Instant::now();
     let session = Session {
         limiter: RateLimiter::new(config.rate_limit, now),
-        errors: ErrorWindow::default(),
         last_read: now,
         next_ping: now + config.ping_interval,
         token_deadline: token_deadline(&identity),
-        timer: Box::pin(sleep_until(now + config.ping_interval)),
         env,
         conn,
         identity,
         codec,
-        client,
         ws,
         taken: Vec::new(),
-        rooms: Vec::new(),
         out: Writer::default(),
-        unacked: VecDeque::new(),
+        busy: None,
         recovery: None,
     };
     session.run()
@@ -160,24 +166,30 @@ struct Session<S> {
     conn: Arc<Conn>,
     identity: Identity,
     codec: Codec,
-    /// The client's address (behind trusted proxies, the one they forward).
-    client: ClientAddr,
     ws: WebSocketStream<S>,
     /// Frames taken from the outbox for the current write batch.
     taken: Vec<Arc<Outgoing>>,
-    rooms: Vec<Arc<str>>,
     /// Frames to write next (one batch), and a batch left half written.
     out: Writer,
     limiter: RateLimiter,
-    errors: ErrorWindow,
     last_read: Instant,
     next_ping: Instant,
     token_deadline: Option<Instant>,
-    timer: Pin<Box<Sleep>>,
-    /// Live direct messages not acked yet, with their redelivery deadline.
-    unacked: VecDeque<(String, Instant)>,
+    /// Rooms, acks awaited, protocol errors: allocated on first use.
+    busy: Option<Box<Busy>>,
     /// A join's room replay still to write (set by the request, run next).
     recovery: Option<Box<recovery::Recovery>>,
+}
+
+/// The state an idle connection never touches, allocated on first use (a
+/// join, a tracked direct message, a protocol error): an idle session holds
+/// one pointer instead of about 80 bytes.
+#[derive(Default)]
+struct Busy {
+    rooms: Vec<Arc<str>>,
+    /// Live direct messages not acked yet, with their redelivery deadline.
+    unacked: VecDeque<(String, Instant)>,
+    errors: ErrorWindow,
 }
 
 enum Event {
@@ -222,16 +234,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         debug!(
             user = %self.conn.user,
             conn = self.conn.id,
-            client = %self.client,
             "Connection closed."
         );
-        Box::pin(self.env.node.disconnected(&self.conn, &self.rooms)).await;
+        Box::pin(self.env.node.disconnected(&self.conn, self.rooms())).await;
+    }
+
+    /// The state of [`Busy`], allocated now if it is not yet.
+    fn busy(&mut self) -> &mut Busy {
+        self.busy.get_or_insert_with(Box::default)
+    }
+
+    /// The rooms the connection is in.
+    fn rooms(&self) -> &[Arc<str>] {
+        self.busy.as_deref().map_or(&[], |b| &b.rooms)
+    }
+
+    /// Tracks a live direct message for redelivery until `due`.
+    fn track_unacked(&mut self, id: String, due: Instant) {
+        let unacked = &mut self.busy().unacked;
+        if unacked.len() == MAX_TRACKED_ACKS {
+            unacked.pop_front();
+        }
+        unacked.push_back((id, due));
     }
 
     fn welcome(&self) -> ServerFrame {
         let config = &self.env.config;
         ServerFrame::Welcome {
-            user: self.identity.user.clone(),
+            user: self.conn.user.to_string(),
             session: format!("{}-{}", config.node_id, self.conn.id),
             node: config.node_id.clone(),
             protocol: wsgate_protocol::PROTOCOL.into(),
@@ -245,18 +275,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Err(end) = Box::pin(self.replay()).await {
             return end;
         }
+        // The session's one timer, inline in its future (no allocation):
+        // next ping, heartbeat deadline, token expiry, ack redelivery.
+        let timer = sleep_until(self.next_deadline());
+        tokio::pin!(timer);
+        // Set when a batch left frames queued: the next turn polls the
+        // socket before the outbox, so a full outbox cannot starve reads.
+        let mut read_first = false;
         loop {
-            let deadline = self.next_deadline();
-            if self.timer.deadline() != deadline {
-                self.timer.as_mut().reset(deadline);
+            // A close request comes first, even while reads keep coming.
+            if let Some(code) = self.conn.kicked() {
+                return Box::pin(self.close(code)).await;
             }
-            let conn = self.conn.clone();
-            let event = tokio::select! {
-                biased;
-                code = conn.wait_kicked() => Event::Kicked(code),
-                () = &mut self.timer => Event::Timer,
-                msg = self.ws.next() => Event::Read(msg),
-                () = conn.wait_queued() => Event::Queued,
+            let deadline = self.next_deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            // One wake-up for queued frames and close requests. Polled before
+            // the socket (unless `read_first`): when only the outbox woke the
+            // session, the read side (tungstenite's frame reader, hyper's
+            // upgraded IO) is not polled for nothing; its readiness stays
+            // registered and is seen on the next turn.
+            let event = {
+                let reads_first = std::mem::take(&mut read_first);
+                let ws = &mut self.ws;
+                let mut wait = std::pin::pin!(self.conn.wait());
+                std::future::poll_fn(|cx| {
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::Timer);
+                    }
+                    if reads_first {
+                        if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                            return Poll::Ready(Event::Read(msg));
+                        }
+                    }
+                    if let Poll::Ready(wake) = wait.as_mut().poll(cx) {
+                        return Poll::Ready(match wake {
+                            Wake::Kicked(code) => Event::Kicked(code),
+                            Wake::Queued => Event::Queued,
+                        });
+                    }
+                    if !reads_first {
+                        if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                            return Poll::Ready(Event::Read(msg));
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
             };
             // The handlers are boxed: a future is as large as its largest await
             // state, and this one lives as long as the connection. Boxed, the
@@ -269,6 +335,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if self.conn.take(&mut self.taken, WRITE_BATCH) {
                         // More than one batch: come back after a read and a write.
                         self.conn.rearm();
+                        read_first = true;
                     }
                     let mut taken = std::mem::take(&mut self.taken);
                     for d in taken.drain(..) {
@@ -297,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(t) = self.token_deadline {
             d = d.min(t);
         }
-        if let Some((_, t)) = self.unacked.front() {
+        if let Some((_, t)) = self.busy.as_deref().and_then(|b| b.unacked.front()) {
             d = d.min(*t);
         }
         d
@@ -319,11 +386,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.env.metrics.delivered(kind, latency);
             if kind == Kind::Direct {
                 if let ServerFrame::Message(m) = d.frame() {
-                    if self.unacked.len() == MAX_TRACKED_ACKS {
-                        self.unacked.pop_front();
-                    }
                     let due = Instant::now() + self.env.config.ack_timeout;
-                    self.unacked.push_back((m.id.clone(), due));
+                    self.track_unacked(m.id.clone(), due);
                 }
             }
         }
@@ -334,22 +398,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn flush(&mut self) -> Result<(), End> {
         let conn = self.conn.clone();
         let limit = self.env.config.ping_interval + self.env.config.pong_timeout;
-        let ws = &mut self.ws;
-        let out = &mut self.out;
-        let write = async {
-            // Whatever tungstenite queued itself (a pong) goes first, whole.
-            ws.flush().await.map_err(io::Error::other)?;
-            out.write_to(ws.get_mut()).await
+        let mut queued = false;
+        let result = {
+            let ws = &mut self.ws;
+            let out = &mut self.out;
+            let write = async {
+                // Whatever tungstenite queued itself (a pong) goes first, whole.
+                ws.flush().await.map_err(io::Error::other)?;
+                out.write_to(ws.get_mut()).await
+            };
+            let mut write = std::pin::pin!(write);
+            // Most writes complete at once: only a write that would block arms
+            // the timeout and waits for a close request beside it.
+            let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(Ok(())) => None,
+                Poll::Ready(Err(_)) => Some(Ok(())),
+                Poll::Pending => tokio::select! {
+                    biased;
+                    code = conn.wait_kicked(&mut queued) => Some(Err(code)),
+                    r = tokio::time::timeout(limit, write) => match r {
+                        Ok(Ok(())) => None,
+                        Ok(Err(_)) => Some(Ok(())),
+                        Err(_) => Some(Err(CloseCode::TryAgainLater)),
+                    },
+                },
+            }
         };
-        let result = tokio::select! {
-            biased;
-            code = conn.wait_kicked() => Some(Err(code)),
-            r = tokio::time::timeout(limit, write) => match r {
-                Ok(Ok(())) => None,
-                Ok(Err(_)) => Some(Ok(())),
-                Err(_) => Some(Err(CloseCode::TryAgainLater)),
-            },
-        };
+        if queued {
+            // The wait above took the wake-up of frames queued meanwhile.
+            conn.rearm();
+        }
         match result {
             None => Ok(()),
             Some(Ok(())) => Err(End::Abnormal),
@@ -382,14 +461,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.out.ping();
             self.next_ping = now + config.ping_interval;
         }
-        if self.unacked.front().is_some_and(|(_, t)| now >= *t) {
+        let unacked = self.busy.as_deref_mut().map(|b| &mut b.unacked);
+        if let Some(unacked) = unacked.filter(|u| u.front().is_some_and(|(_, t)| now >= *t)) {
             let mut due = Vec::new();
-            while let Some((id, t)) = self.unacked.front() {
+            while let Some((id, t)) = unacked.front() {
                 if now < *t {
                     break;
                 }
                 due.push(id.clone());
-                self.unacked.pop_front();
+                unacked.pop_front();
             }
             self.redeliver(&due).await;
         }
@@ -467,7 +547,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn count_violation(&mut self) -> Result<(), End> {
-        if self.errors.record(Instant::now()) {
+        if self.busy().errors.record(Instant::now()) {
             self.flush().await?;
             return Err(self
                 .close_with(CloseCode::Policy, "too many protocol errors")

@@ -74,11 +74,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Err(e) => {
                 debug!(user = %self.conn.user, error = %e, "Ack redelivery read failed; will retry.");
                 let again = Instant::now() + self.env.config.ack_timeout;
+                let unacked = &mut self.busy().unacked;
                 for id in due {
-                    if self.unacked.len() == MAX_TRACKED_ACKS {
+                    if unacked.len() == MAX_TRACKED_ACKS {
                         break;
                     }
-                    self.unacked.push_back((id.clone(), again));
+                    unacked.push_back((id.clone(), again));
                 }
             }
         }

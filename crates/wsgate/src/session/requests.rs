@@ -26,12 +26,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         &self.conn,
                         &self.identity,
                         &room,
-                        self.rooms.len(),
+                        self.rooms().len(),
                         since.as_ref(),
                     )
                     .await?;
-                if !self.rooms.iter().any(|r| **r == *room) {
-                    self.rooms.push(Arc::from(room.as_str()));
+                if !self.rooms().iter().any(|r| **r == *room) {
+                    self.busy().rooms.push(Arc::from(room.as_str()));
                 }
                 reply.room = Some(room.clone());
                 reply.member_count = Some(joined.view.member_count);
@@ -52,7 +52,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             ClientFrame::Leave { room } => {
                 node.leave(&self.conn, &room).await?;
-                self.rooms.retain(|r| **r != *room);
+                if let Some(busy) = self.busy.as_deref_mut() {
+                    busy.rooms.retain(|r| **r != *room);
+                }
                 reply.room = Some(room);
             }
             ClientFrame::Send { to, content, id } => {
@@ -80,7 +82,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             ClientFrame::Ack { ids } => {
                 node.ack(&user, &ids).await?;
-                self.unacked.retain(|(id, _)| !ids.contains(id));
+                if let Some(busy) = self.busy.as_deref_mut() {
+                    busy.unacked.retain(|(id, _)| !ids.contains(id));
+                }
                 return Ok(r#ref.map(|_| reply));
             }
             ClientFrame::Typing { target } => {
@@ -132,8 +136,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// are left, with a `leave`'s side effects (presence, member counts,
     /// unsubscribe), and returned.
     async fn refresh(&mut self, token: &str) -> Result<Vec<String>, RequestError> {
-        let identity = self.env.auth.verify(token)?;
-        if identity.user != self.identity.user {
+        let mut identity = self.env.auth.verify(token)?;
+        if *identity.user != *self.conn.user {
             return Err(RequestError::Forbidden("the new token is for another user"));
         }
         if identity.expires_at < self.identity.expires_at {
@@ -142,10 +146,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ));
         }
         self.token_deadline = token_deadline(&identity);
+        // As at connect: the user id is kept in `conn.user` only.
+        identity.user = String::new();
         self.identity = identity;
         let mut left = Vec::new();
         let disallowed: Vec<Arc<str>> = self
-            .rooms
+            .rooms()
             .iter()
             .filter(|r| !self.identity.may_join(r))
             .cloned()
@@ -155,7 +161,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // leave leaves the connection in rooms it may not join; the
             // error (`unavailable`) tells the client, and it may retry.
             self.env.node.leave(&self.conn, &room).await?;
-            self.rooms.retain(|r| *r != room);
+            if let Some(busy) = self.busy.as_deref_mut() {
+                busy.rooms.retain(|r| *r != room);
+            }
             left.push(room.to_string());
         }
         Ok(left)

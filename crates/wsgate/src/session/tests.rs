@@ -2,7 +2,6 @@
 //! task over an in-memory duplex stream (no sockets, so the paused clock
 //! only moves when every task waits), a memory node behind it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,6 @@ use wsgate_protocol::Codec;
 
 use super::{run, Shared};
 use crate::auth::{Authenticator, Identity};
-use crate::client_addr::ClientAddr;
 use crate::cluster::memory::MemoryBus;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -64,19 +62,11 @@ fn identity(user: &str) -> Identity {
     }
 }
 
-fn addr() -> ClientAddr {
-    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
-    ClientAddr {
-        ip: peer.ip(),
-        peer,
-    }
-}
-
 /// Starts a session of `user`; returns the client's end of the socket.
 async fn connect(env: &Arc<Shared>, user: &str) -> WebSocketStream<DuplexStream> {
     let (server, client) = tokio::io::duplex(1 << 16);
     let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
-    tokio::spawn(run(env.clone(), ws, identity(user), Codec::Json, addr()));
+    tokio::spawn(run(env.clone(), ws, identity(user), Codec::Json));
     WebSocketStream::from_raw_socket(client, Role::Client, None).await
 }
 
@@ -119,7 +109,7 @@ async fn a_client_silent_for_ping_interval_plus_pong_timeout_is_closed_1001() {
     let env = node();
     let (server, mut io) = tokio::io::duplex(1 << 16);
     let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
-    tokio::spawn(run(env.clone(), ws, identity("alice"), Codec::Json, addr()));
+    tokio::spawn(run(env.clone(), ws, identity("alice"), Codec::Json));
     let (op, welcome) = raw_frame(&mut io).await;
     assert_eq!(op, 0x1, "the welcome is a text frame");
     assert!(String::from_utf8_lossy(&welcome).contains("welcome"));
