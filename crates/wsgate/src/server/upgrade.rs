@@ -300,8 +300,7 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
                 Some(ws_settings),
             );
             Either::Left(ws.then(move |ws| {
-                crate::session::run(sessions, ws, identity, codec)
-                    .map(move |()| drop(slots))
+                crate::session::run(sessions, ws, identity, codec).map(move |()| drop(slots))
             }))
         }
         Err(e) => {

@@ -23,6 +23,7 @@
 //! queueing in its outbox), then `welcome` and the inbox replay are written,
 //! then the outbox: the replay always comes before new live direct messages.
 
+mod busy;
 mod close;
 #[cfg(test)]
 mod footprint;
@@ -32,7 +33,6 @@ mod replay;
 mod requests;
 pub mod writer;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -54,7 +54,8 @@ use crate::config::Config;
 use crate::hub::{encode, Conn, Outgoing, Wake};
 use crate::metrics::{Metrics, RejectReason};
 use crate::node::Node;
-use limits::{ErrorWindow, RateLimiter};
+use busy::Busy;
+use limits::RateLimiter;
 
 /// How long a close handshake may take before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -181,17 +182,6 @@ struct Session<S> {
     recovery: Option<Box<recovery::Recovery>>,
 }
 
-/// The state an idle connection never touches, allocated on first use (a
-/// join, a tracked direct message, a protocol error): an idle session holds
-/// one pointer instead of about 80 bytes.
-#[derive(Default)]
-struct Busy {
-    rooms: Vec<Arc<str>>,
-    /// Live direct messages not acked yet, with their redelivery deadline.
-    unacked: VecDeque<(String, Instant)>,
-    errors: ErrorWindow,
-}
-
 enum Event {
     Kicked(CloseCode),
     Timer,
@@ -237,25 +227,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             "Connection closed."
         );
         Box::pin(self.env.node.disconnected(&self.conn, self.rooms())).await;
-    }
-
-    /// The state of [`Busy`], allocated now if it is not yet.
-    fn busy(&mut self) -> &mut Busy {
-        self.busy.get_or_insert_with(Box::default)
-    }
-
-    /// The rooms the connection is in.
-    fn rooms(&self) -> &[Arc<str>] {
-        self.busy.as_deref().map_or(&[], |b| &b.rooms)
-    }
-
-    /// Tracks a live direct message for redelivery until `due`.
-    fn track_unacked(&mut self, id: String, due: Instant) {
-        let unacked = &mut self.busy().unacked;
-        if unacked.len() == MAX_TRACKED_ACKS {
-            unacked.pop_front();
-        }
-        unacked.push_back((id, due));
     }
 
     fn welcome(&self) -> ServerFrame {
