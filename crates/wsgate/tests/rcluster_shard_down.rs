@@ -270,9 +270,9 @@ async fn one_shard_down_keeps_every_node_ready_and_its_stores_answer_unavailable
     let rooms_back = loop {
         round += 1;
         let mut published = 0;
-        for from in 0..nodes.len() {
+        for (from, node) in nodes.iter().enumerate() {
             let content = json!({"round": round, "from": from});
-            let (status, _) = nodes[from]
+            let (status, _) = node
                 .api_post(
                     "/api/v1/publish",
                     &json!({"room": room, "content": content}),

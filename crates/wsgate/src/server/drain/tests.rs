@@ -4,7 +4,6 @@
 //! times are read off the paused clock, so the pacing and the grace are
 //! checked exactly, with no real waiting.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,6 @@ use wsgate_protocol::Codec;
 
 use super::{drain, DRAIN_GRACE};
 use crate::auth::{Authenticator, Identity};
-use crate::client_addr::ClientAddr;
 use crate::cluster::memory::MemoryBus;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -67,17 +65,11 @@ async fn connect(server: &Server, user: &str) -> WebSocketStream<DuplexStream> {
         rooms: None,
         expires_at: None,
     };
-    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
-    let client = ClientAddr {
-        ip: peer.ip(),
-        peer,
-    };
     server.drain.spawn_session(session::run(
         server.sessions.clone(),
         ws,
         identity,
         Codec::Json,
-        client,
     ));
     let mut ws = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
     match ws.next().await.expect("open").expect("a frame") {
