@@ -28,6 +28,8 @@
 mod bus;
 mod republish;
 mod rooms;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 

@@ -14,43 +14,24 @@ use tokio_tungstenite::WebSocketStream;
 use wsgate_protocol::Codec;
 
 use super::{run, Shared};
-use crate::auth::{Authenticator, Identity};
-use crate::cluster::memory::MemoryBus;
+use crate::auth::Identity;
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::inbox::{InboxLimits, Sender};
-use crate::metrics::Metrics;
-use crate::node::Node;
+use crate::inbox::Sender;
+use crate::node::testing::memory_node;
 
 const PING: Duration = Duration::from_secs(25);
 const PONG: Duration = Duration::from_secs(10);
 const ACK: Duration = Duration::from_secs(10);
 
 fn node() -> Arc<Shared> {
-    let config = Config {
+    let parts = memory_node(Config {
         ping_interval: PING,
         pong_timeout: PONG,
         ack_timeout: ACK,
         allow_anonymous: true,
         ..Config::default()
-    };
-    let metrics = Arc::new(Metrics::new().unwrap());
-    let auth = Arc::new(Authenticator::from_config(&config).unwrap());
-    let bus = MemoryBus::new();
-    let broker = Arc::new(bus.broker(&config.node_id));
-    let inbox = bus.inbox(InboxLimits::from_config(&config), metrics.clone());
-    let history = bus.history(10, Duration::from_secs(60), 1 << 20);
-    let config = Arc::new(config);
-    let node = Node::new(
-        config.clone(),
-        metrics.clone(),
-        Arc::new(Hub::new()),
-        broker,
-        inbox,
-        history,
-        None,
-    );
-    Shared::new(node, config, metrics, auth)
+    });
+    Shared::new(parts.node, parts.config, parts.metrics, parts.auth)
 }
 
 fn identity(user: &str) -> Identity {

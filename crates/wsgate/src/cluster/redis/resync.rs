@@ -125,27 +125,22 @@ impl Inner {
         if n > 0 {
             r.timed(conn.hset::<_, _, _, i64>(&node_users, user, n))
                 .await?;
-            match hooks {
-                Some(h) => {
-                    h.user_count(&mut conn, user, &self.node, UserCount::Set(n))
-                        .await?
-                }
-                None => {
-                    r.timed(conn.hset::<_, _, _, i64>(&registry, &self.node, n))
-                        .await?;
-                }
+        }
+        match hooks {
+            Some(h) => {
+                h.user_count(&mut conn, user, &self.node, UserCount::Set(n))
+                    .await?
             }
-        } else {
-            match hooks {
-                Some(h) => {
-                    h.user_count(&mut conn, user, &self.node, UserCount::Set(0))
-                        .await?
-                }
-                None => {
-                    r.timed(conn.hdel::<_, _, i64>(&registry, &self.node))
-                        .await?;
-                }
+            None if n > 0 => {
+                r.timed(conn.hset::<_, _, _, i64>(&registry, &self.node, n))
+                    .await?;
             }
+            None => {
+                r.timed(conn.hdel::<_, _, i64>(&registry, &self.node))
+                    .await?;
+            }
+        }
+        if n == 0 {
             r.timed(conn.hdel::<_, _, i64>(&node_users, user)).await?;
         }
         Ok(())

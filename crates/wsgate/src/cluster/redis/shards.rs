@@ -182,6 +182,8 @@ impl Shards {
         if map.primaries().is_empty() {
             return Err("CLUSTER SLOTS names no primary".into());
         }
+        // Unbounded but small: each shard connection reports its end at most
+        // once (its `lost` flag), so it holds at most one entry per link.
         let (ended, end_rx) = mpsc::unbounded_channel();
         let keys = redis.keys();
         let shards = Shards {

@@ -16,42 +16,27 @@ use tokio_tungstenite::WebSocketStream;
 use wsgate_protocol::Codec;
 
 use super::{drain, DRAIN_GRACE};
-use crate::auth::{Authenticator, Identity};
-use crate::cluster::memory::MemoryBus;
+use crate::auth::Identity;
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::inbox::InboxLimits;
-use crate::metrics::Metrics;
-use crate::node::Node;
+use crate::node::testing::memory_node;
 use crate::server::Server;
 use crate::session;
 
 /// A server of a memory node with this `drain-timeout` (no listeners: the
 /// sessions are started on duplex streams by [`connect`]).
 fn server(drain_timeout: Duration) -> Arc<Server> {
-    let config = Config {
+    let parts = memory_node(Config {
         drain_timeout,
         allow_anonymous: true,
         ..Config::default()
-    };
-    let metrics = Arc::new(Metrics::new().unwrap());
-    let auth = Arc::new(Authenticator::from_config(&config).unwrap());
-    let bus = MemoryBus::new();
-    let broker = Arc::new(bus.broker(&config.node_id));
-    let inbox = bus.inbox(InboxLimits::from_config(&config), metrics.clone());
-    let history = bus.history(10, Duration::from_secs(60), 1 << 20);
-    let config = Arc::new(config);
-    let hub = Arc::new(Hub::new());
-    let node = Node::new(
-        config.clone(),
-        metrics.clone(),
-        hub.clone(),
-        broker,
-        inbox,
-        history,
-        None,
-    );
-    Server::new(node, hub, config, metrics, auth)
+    });
+    Server::new(
+        parts.node,
+        parts.hub,
+        parts.config,
+        parts.metrics,
+        parts.auth,
+    )
 }
 
 /// Starts a tracked session of `user` (as the upgrade does); returns the
