@@ -70,21 +70,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free port below the ephemeral range, so no client socket of the load
-# generator (127.0.0.x:ephemeral) can be sitting on it when the server binds.
-free_port() {
-  python3 -c '
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()'
-}
+# free_port: a free port below the ephemeral range (lib.sh).
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
 
 # wait_http URL: until it answers (any status), at most 60 s (peers may npm install).
 wait_http() {

@@ -72,20 +72,9 @@ stop_redis() {
 }
 trap 'stop_nodes; stop_redis' EXIT
 
-# A free port below the ephemeral range (see bench.sh).
-free_port() {
-  python3 -c '
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()'
-}
+# free_port: a free port below the ephemeral range (lib.sh).
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
 
 redis_ports=()
 start_redis() { # single | cluster

@@ -19,21 +19,9 @@ lt=${LOADTEST_BIN:-target/debug/wsgate-loadtest}
 out=${OUT:-test-artifacts/loadtest-smoke}
 mkdir -p "$out"
 
-# A free port below the ephemeral range, so no client socket of the load
-# generator (127.0.0.x:ephemeral) can be sitting on it when the server binds.
-free_port() {
-  python3 -c '
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()'
-}
+# free_port: a free port below the ephemeral range (lib.sh).
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
 port=$(free_port)
 admin=$(free_port)
 
