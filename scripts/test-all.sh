@@ -34,8 +34,16 @@ suite() {
 
 suite module-cycles scripts/check-module-cycles.py
 suite file-size scripts/check-file-size.py
+# The Rust suite's log is kept so the last lines can name its failed tests
+# (CI shows only the end of the output).
+rust_log=$root/target/rust-suite.log
+rust_suite() {
+  mkdir -p "$root/target"
+  cargo nextest run --workspace --no-fail-fast --profile ci 2>&1 | tee "$rust_log"
+  return "${PIPESTATUS[0]}"
+}
 if cargo nextest --version >/dev/null 2>&1; then
-  suite rust cargo nextest run --workspace --no-fail-fast --profile ci
+  suite rust rust_suite
 else
   suite rust cargo test --workspace --no-fail-fast
 fi
@@ -46,5 +54,9 @@ for s in scripts/test-js.sh scripts/check-deploy.sh scripts/check-dashboard-live
 done
 
 echo
+if [[ " ${failures[*]} " == *" rust "* && -f $rust_log ]]; then
+  echo "rust tests that failed:"
+  grep -E '^\s+(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK)' "$rust_log" | sort -u | head -40
+fi
 echo "suites: ${passed} passed, ${failed} failed${failures:+ (${failures[*]})}"
 [ "$failed" -eq 0 ]
