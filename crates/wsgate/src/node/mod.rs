@@ -25,6 +25,8 @@
 //! envelope of the new subscription ([`BusSink::resubscribed`]): direct
 //! messages published while it was away are not lost to live connections.
 
+#[cfg(test)]
+mod ack_tests;
 mod bus;
 mod republish;
 mod rooms;
@@ -33,6 +35,7 @@ pub(crate) mod testing;
 
 use std::sync::Arc;
 
+use futures_util::{stream, StreamExt};
 use tracing::debug;
 use uuid::Uuid;
 use wsgate_protocol::bus::{BusEvent, Route};
@@ -50,6 +53,10 @@ use crate::inbox::{Inbox, InboxError, Page, Refusal, Sender, Stored};
 use crate::metrics::{BrokerOp, InboxRefused, Metrics};
 use crate::webhooks::Webhooks;
 use republish::Republisher;
+
+/// Receipt publishes of one ack in flight at once (an ack names at most
+/// [`wsgate_protocol::codec::MAX_ACK_IDS`] ids).
+const RECEIPTS_IN_FLIGHT: usize = 64;
 
 /// Why the node refused or could not do a request. [`crate::errors`] maps
 /// each to its protocol error code and HTTP status, in one place.
@@ -328,7 +335,11 @@ impl Node {
             NodeError::Inbox(e)
         })?;
         self.metrics.inbox_acked.inc_by(acked.len() as u64);
-        for a in acked {
+        // Receipts are live-only; the ack itself has been applied. They go
+        // out together (at most RECEIPTS_IN_FLIGHT publishes at once, issued
+        // in order on the bus connection), so an ack of n ids costs about one
+        // bus round trip, not n. A failed publish is counted by `emit`.
+        let receipts = acked.into_iter().map(|a| {
             let receipt = BusEvent::Frame {
                 frame: ServerFrame::Receipt {
                     id: a.id,
@@ -337,14 +348,11 @@ impl Node {
                 },
                 accepted_ms: None,
             };
-            // Receipts are live-only; the ack itself has been applied. A
-            // failed publish is counted by `emit`.
-            if self
-                .emit(Route::User(a.from), receipt, None)
-                .await
-                .remote
-                .is_err()
-            {
+            self.emit(Route::User(a.from), receipt, None)
+        });
+        let mut emitted = stream::iter(receipts).buffered(RECEIPTS_IN_FLIGHT);
+        while let Some(e) = emitted.next().await {
+            if e.remote.is_err() {
                 debug!("Receipt not published.");
             }
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Node;
 use crate::auth::Authenticator;
 use crate::cluster::memory::MemoryBus;
+use crate::cluster::Broker;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::inbox::InboxLimits;
@@ -24,10 +25,19 @@ pub(crate) struct MemoryNode {
 
 /// A memory node with `config` (history: 10 messages, 60 s, 1 MiB).
 pub(crate) fn memory_node(config: Config) -> MemoryNode {
+    memory_node_with(config, |broker| broker)
+}
+
+/// [`memory_node`] whose broker is `wrap`ped (to observe or delay what
+/// the node asks of the bus).
+pub(crate) fn memory_node_with(
+    config: Config,
+    wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
+) -> MemoryNode {
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let auth = Arc::new(Authenticator::from_config(&config).expect("auth"));
     let bus = MemoryBus::new();
-    let broker = Arc::new(bus.broker(&config.node_id));
+    let broker = wrap(Arc::new(bus.broker(&config.node_id)));
     let inbox = bus.inbox(InboxLimits::from_config(&config), metrics.clone());
     let history = bus.history(10, Duration::from_secs(60), 1 << 20);
     let config = Arc::new(config);
