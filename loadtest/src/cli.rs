@@ -30,6 +30,12 @@ pub enum Command {
     Rooms(RoomsArgs),
     /// Pairs exchanging acked direct messages (wsgate send/ack), across nodes.
     Direct(DirectArgs),
+    /// N members join ONE room (timed), then senders publish to it; peers
+    /// (no rooms): a plain broadcast to N.
+    LargeRoom(LargeRoomArgs),
+    /// Broadcast at a rising offered rate, step by step, until a step fails
+    /// (loss, p99 over the limit, accepted < offered); reports every step.
+    Ramp(RampArgs),
     /// The ideal fan-out server: every text frame to every client, nothing else.
     IdealServer(IdealArgs),
     /// Turn result JSON files into docs/benchmarks.md tables and PNG charts.
@@ -203,6 +209,50 @@ pub struct DirectArgs {
     pub pairs: u64,
 }
 
+/// `large-room` parameters.
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct LargeRoomArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub traffic: Traffic,
+    /// Members of the room, senders included (peers: receivers + senders).
+    #[arg(long, default_value_t = 10_000)]
+    pub members: u64,
+    /// Members that publish (the first ones; they do not count deliveries).
+    #[arg(long, default_value_t = 1)]
+    pub senders: u64,
+}
+
+/// `ramp` parameters: a broadcast (`--rate` is the first step's offered
+/// rate, `--duration` each step's sending time) repeated at rising rates.
+/// Runs in one process (at most ~the open-file limit of connections).
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct RampArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub traffic: Traffic,
+    /// Receiving connections.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub connections: u64,
+    /// Sending connections (in addition to the receivers).
+    #[arg(long, default_value_t = 2)]
+    pub senders: u64,
+    /// Each step offers this many times the previous one.
+    #[arg(long, default_value_t = 1.5)]
+    pub factor: f64,
+    /// Stop after this many steps even if all passed.
+    #[arg(long, default_value_t = 12)]
+    pub max_steps: u32,
+    /// A step fails when end-to-end p99 exceeds this (ms).
+    #[arg(long, default_value_t = 250.0)]
+    pub p99_ms: f64,
+    /// A step fails when accepted msgs/s is below this share of offered.
+    #[arg(long, default_value_t = 0.97)]
+    pub min_accepted: f64,
+}
+
 /// `ideal-server` parameters.
 #[derive(Args, Debug, Clone)]
 pub struct IdealArgs {
@@ -226,6 +276,9 @@ pub struct ReportArgs {
     /// Directory for PNG charts (linked from the markdown).
     #[arg(long, default_value = "docs/benchmarks")]
     pub charts: PathBuf,
+    /// Markdown appended to the generated part (bench.sh: "This run").
+    #[arg(long)]
+    pub note: Option<PathBuf>,
 }
 
 #[cfg(test)]

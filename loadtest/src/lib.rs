@@ -1,7 +1,8 @@
 //! wsgate-loadtest: the load generator and benchmark tooling for wsgate.
 //!
 //! - [`wire`]: one connection in each dialect (wsgate, raw fan-out, Socket.IO).
-//! - [`scenario`]: idle, connect, broadcast, rooms, direct.
+//! - [`scenario`]: idle, connect, broadcast, rooms, direct, large-room.
+//! - [`ramp`]: broadcast at rising offered rates until a step fails.
 //! - [`coord`]: the driver, and how workers run (in-process, or re-executed
 //!   child processes).
 //! - [`link`]: a worker's link to the driver (its share, barriers, messages);
@@ -16,6 +17,7 @@ pub mod coord;
 pub mod ideal;
 pub mod link;
 pub mod procstat;
+pub mod ramp;
 pub mod report;
 pub mod scenario;
 pub mod stats;
@@ -32,6 +34,15 @@ pub async fn run_scenario(scenario: Scenario) -> Result<RunResult, String> {
     let result = coord::drive(scenario).await?;
     if let Some(path) = out {
         write_json(&path, &result)?;
+    }
+    Ok(result)
+}
+
+/// Runs a ramp (in this process), writes `--out`, returns the result.
+pub async fn run_ramp(args: &cli::RampArgs) -> Result<RunResult, String> {
+    let result = ramp::run(args).await?;
+    if let Some(path) = &args.common.out {
+        write_json(path, &result)?;
     }
     Ok(result)
 }

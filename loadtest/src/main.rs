@@ -1,6 +1,6 @@
 //! `wsgate-loadtest` command line entry point: parses arguments, raises the
 //! open-file limit, and runs a scenario (as driver, or as a worker child when
-//! `WSGATE_LOADTEST_WORKER` is set), the ideal server, or the report.
+//! `WSGATE_LOADTEST_WORKER` is set), a ramp, the ideal server, or the report.
 
 use clap::Parser;
 use wsgate_loadtest::cli::{Cli, Command};
@@ -32,6 +32,8 @@ async fn run(cli: Cli) -> i32 {
         Command::Broadcast(a) => Scenario::Broadcast(a),
         Command::Rooms(a) => Scenario::Rooms(a),
         Command::Direct(a) => Scenario::Direct(a),
+        Command::LargeRoom(a) => Scenario::LargeRoom(a),
+        Command::Ramp(a) => return ramp(&a).await,
         Command::IdealServer(a) => return ideal_server(&a.listen, a.outbox).await,
         Command::Report(a) => {
             return match report::write(&a) {
@@ -57,6 +59,19 @@ async fn run(cli: Cli) -> i32 {
         }
         Err(e) => {
             eprintln!("wsgate-loadtest: {e}");
+            1
+        }
+    }
+}
+
+async fn ramp(args: &wsgate_loadtest::cli::RampArgs) -> i32 {
+    match wsgate_loadtest::run_ramp(args).await {
+        Ok(result) => {
+            println!("{}", result.summary());
+            0
+        }
+        Err(e) => {
+            eprintln!("wsgate-loadtest ramp: {e}");
             1
         }
     }

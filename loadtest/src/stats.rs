@@ -122,6 +122,14 @@ pub struct WorkerResult {
     pub connect_failures: BTreeMap<String, u64>,
     /// Connections closed by the server during the measurement.
     pub dropped: u64,
+    /// Connections that ended during the measurement, by close code
+    /// (`close_1013`) or error kind; parked connections lost before it count
+    /// in `dropped` only.
+    #[serde(default)]
+    pub closes: BTreeMap<String, u64>,
+    /// Seconds from the first join sent to the last `join` ok (large-room).
+    #[serde(default)]
+    pub join_secs: f64,
     pub senders: u64,
     pub receivers: u64,
     /// Frames written by senders.
@@ -215,6 +223,13 @@ pub struct RunResult {
     pub connections: u64,
     pub connect_failures: BTreeMap<String, u64>,
     pub dropped: u64,
+    /// Connections that ended during the measurement, by close code or kind.
+    #[serde(default)]
+    pub closes: BTreeMap<String, u64>,
+    /// Seconds from the first join to the last join ok, slowest worker
+    /// (large-room; 0 when nothing joined).
+    #[serde(default)]
+    pub join_secs: f64,
     pub senders: u64,
     pub receivers: u64,
     pub sent: u64,
@@ -242,6 +257,32 @@ pub struct RunResult {
     /// measured window: it shares the machine with the servers.
     #[serde(default)]
     pub loadgen_cpu_s: f64,
+    /// The steps of a ramp, in order (empty for other scenarios); the rest
+    /// of this result is then the highest passing step (or the first step
+    /// when none passed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RampStep>,
+}
+
+/// One step of a ramp: what was offered, what came of it, and whether it
+/// passed (see `crate::ramp`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RampStep {
+    /// Offered messages/s over all senders.
+    pub offered: f64,
+    pub accepted_per_s: f64,
+    pub deliveries_per_s: f64,
+    pub lost: u64,
+    pub loss_ratio: f64,
+    pub dropped: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// Server CPU, cores (summed over nodes).
+    pub server_cores: f64,
+    /// The load generator's own CPU, cores (driver and workers).
+    pub loadgen_cores: f64,
+    /// None when the step passed; otherwise why it failed.
+    pub failed: Option<String>,
 }
 
 impl RunResult {
@@ -264,6 +305,10 @@ impl RunResult {
                 *self.rejected.entry(k.clone()).or_default() += v;
             }
             self.dropped += p.dropped;
+            for (k, v) in &p.closes {
+                *self.closes.entry(k.clone()).or_default() += v;
+            }
+            self.join_secs = self.join_secs.max(p.join_secs);
             self.senders += p.senders;
             self.receivers += p.receivers;
             self.sent += p.sent;
@@ -344,6 +389,20 @@ impl RunResult {
                 "accept_ms p50={:.2} p99={:.2} ",
                 ms(self.accept_latency_us.p50),
                 ms(self.accept_latency_us.p99)
+            );
+        }
+        if self.join_secs > 0.0 {
+            s += &format!("join_s={:.2} ", self.join_secs);
+        }
+        if self.dropped > 0 {
+            s += &format!("dropped={} closes={:?} ", self.dropped, self.closes);
+        }
+        if !self.steps.is_empty() {
+            let best = self.steps.iter().rposition(|x| x.failed.is_none());
+            s += &format!(
+                "ramp steps={} best_offered={} ",
+                self.steps.len(),
+                best.map_or("none".into(), |i| format!("{:.0}", self.steps[i].offered))
             );
         }
         if let Some(u) = &self.server {

@@ -71,8 +71,9 @@ pub enum WireError {
     Client(#[from] ClientError),
     #[error("timed out")]
     Timeout,
-    #[error("closed by server")]
-    Closed,
+    /// The server closed the connection: the close code, when it sent one.
+    #[error("closed by server (code {0:?})")]
+    Closed(Option<u16>),
     #[error("unexpected first frame: {0}")]
     Handshake(String),
     #[error("encode: {0}")]
@@ -91,7 +92,8 @@ impl WireError {
             WireError::Client(ClientError::BadRequest(_)) => "bad_url".into(),
             WireError::Client(ClientError::Encode(_)) => "encode".into(),
             WireError::Client(_) => "websocket".into(),
-            WireError::Closed => "closed".into(),
+            WireError::Closed(Some(code)) => format!("close_{code}"),
+            WireError::Closed(None) => "closed".into(),
             WireError::Handshake(_) => "handshake".into(),
             WireError::Encode(_) => "encode".into(),
         }
@@ -335,7 +337,10 @@ impl Client {
             match self.ws.next().await {
                 Some(Ok(Message::Text(t))) => return Ok(bytes::Bytes::from(t)),
                 Some(Ok(Message::Binary(b))) => return Ok(b),
-                Some(Ok(Message::Close(_))) | None => return Err(WireError::Closed),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(WireError::Closed(frame.map(|f| u16::from(f.code))))
+                }
+                None => return Err(WireError::Closed(None)),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
             }

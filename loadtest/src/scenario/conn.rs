@@ -71,6 +71,9 @@ pub struct Outcome {
     pub accepted_ids: HashSet<String>,
     pub received_ids: HashSet<String>,
     pub send_secs: f64,
+    /// Why the connection ended during the measurement (a close code such as
+    /// `close_1013`, or the error kind), when it did.
+    pub closed: Option<String>,
 }
 
 fn frame(client: &Client, plan: &SendPlan, seq: u64) -> Result<wire::Message, WireError> {
@@ -189,7 +192,10 @@ pub async fn run_conn(
         let mut dirty = false;
         tokio::select! {
             ev = client.next_event(role.direct) => match ev {
-                Err(_) => alive = false,
+                Err(e) => {
+                    out.closed = Some(e.kind());
+                    alive = false;
+                }
                 Ok(Event::SioPing) => alive = client.sio_pong().await.is_ok(),
                 Ok(Event::Message { stamp, id }) => {
                     let at = wire::now_us();

@@ -10,6 +10,7 @@
 
 mod conn;
 mod idle;
+mod large;
 mod park;
 mod traffic;
 
@@ -22,7 +23,9 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::cli::{BroadcastArgs, Common, ConnectArgs, DirectArgs, IdleArgs, RoomsArgs};
+use crate::cli::{
+    BroadcastArgs, Common, ConnectArgs, DirectArgs, IdleArgs, LargeRoomArgs, RoomsArgs,
+};
 use crate::link::{Ctl, Share};
 use crate::stats::{self, Live, WorkerResult};
 use crate::wire::{self, Client, Endpoint, WireError};
@@ -36,6 +39,7 @@ pub enum Scenario {
     Broadcast(BroadcastArgs),
     Rooms(RoomsArgs),
     Direct(DirectArgs),
+    LargeRoom(LargeRoomArgs),
 }
 
 impl Scenario {
@@ -46,6 +50,7 @@ impl Scenario {
             Scenario::Broadcast(a) => &a.common,
             Scenario::Rooms(a) => &a.common,
             Scenario::Direct(a) => &a.common,
+            Scenario::LargeRoom(a) => &a.common,
         }
     }
 
@@ -56,6 +61,7 @@ impl Scenario {
             Scenario::Broadcast(_) => "broadcast",
             Scenario::Rooms(_) => "rooms",
             Scenario::Direct(_) => "direct",
+            Scenario::LargeRoom(_) => "large-room",
         }
     }
 
@@ -67,6 +73,7 @@ impl Scenario {
             Scenario::Broadcast(a) => a.connections + a.senders,
             Scenario::Rooms(a) => a.rooms * a.members,
             Scenario::Direct(a) => a.pairs * 2,
+            Scenario::LargeRoom(a) => a.members.max(a.senders),
         }
     }
 
@@ -78,13 +85,14 @@ impl Scenario {
             Scenario::Broadcast(a) => serde_json::to_value(a),
             Scenario::Rooms(a) => serde_json::to_value(a),
             Scenario::Direct(a) => serde_json::to_value(a),
+            Scenario::LargeRoom(a) => serde_json::to_value(a),
         };
         v.unwrap_or_default()
     }
 
     /// Whether expected deliveries are accepted messages × all receivers.
     pub fn is_broadcast(&self) -> bool {
-        matches!(self, Scenario::Broadcast(_))
+        matches!(self, Scenario::Broadcast(_) | Scenario::LargeRoom(_))
     }
 }
 
@@ -102,6 +110,7 @@ pub async fn run(
         Scenario::Broadcast(a) => traffic::broadcast(&ctx, a, ctl).await,
         Scenario::Rooms(a) => traffic::rooms(&ctx, a, ctl).await,
         Scenario::Direct(a) => traffic::direct(&ctx, a, ctl).await,
+        Scenario::LargeRoom(a) => large::large_room(&ctx, a, ctl).await,
     }
 }
 

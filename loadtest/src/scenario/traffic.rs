@@ -34,7 +34,7 @@ use crate::wire::{Client, Target};
 
 /// Runs every connection with its role through send + drain, meets the
 /// second barrier, and returns each outcome with its tag.
-async fn measure<T: Send + 'static>(
+pub(super) async fn measure<T: Send + 'static>(
     ctx: &Ctx,
     traffic: &Traffic,
     ctl: &mut Ctl,
@@ -74,7 +74,13 @@ async fn measure<T: Send + 'static>(
     Ok(outcomes)
 }
 
-fn plan(traffic: &Traffic, kind: SendKind, rate: f64, sender: u64, start: Instant) -> SendPlan {
+pub(super) fn plan(
+    traffic: &Traffic,
+    kind: SendKind,
+    rate: f64,
+    sender: u64,
+    start: Instant,
+) -> SendPlan {
     SendPlan {
         kind,
         rate,
@@ -87,7 +93,7 @@ fn plan(traffic: &Traffic, kind: SendKind, rate: f64, sender: u64, start: Instan
 }
 
 /// Sums outcomes into a result and closes the connections still open.
-async fn tally(ctx: &Ctx, outcomes: Vec<Outcome>, r: &mut WorkerResult) {
+pub(super) async fn tally(ctx: &Ctx, outcomes: Vec<Outcome>, r: &mut WorkerResult) {
     let mut alive = Vec::new();
     for o in outcomes {
         r.sent += o.sent;
@@ -100,7 +106,11 @@ async fn tally(ctx: &Ctx, outcomes: Vec<Outcome>, r: &mut WorkerResult) {
         }
         match o.client {
             Some(c) => alive.push(c),
-            None => r.dropped += 1,
+            None => {
+                r.dropped += 1;
+                let why = o.closed.unwrap_or_else(|| "write_failed".into());
+                *r.closes.entry(why).or_default() += 1;
+            }
         }
     }
     r.latency = HistData::from_hist(&ctx.live.latency.snapshot());
@@ -108,7 +118,7 @@ async fn tally(ctx: &Ctx, outcomes: Vec<Outcome>, r: &mut WorkerResult) {
     close_all(&ctx.live, alive).await;
 }
 
-fn start_window(ctx: &Ctx) -> (Instant, Instant) {
+pub(super) fn start_window(ctx: &Ctx) -> (Instant, Instant) {
     let start = Instant::now();
     (start, start + ctx.common.duration)
 }
@@ -169,7 +179,7 @@ pub async fn broadcast(
 }
 
 /// Joins every opened member to its room; returns the members that joined.
-async fn join_rooms(
+pub(super) async fn join_rooms(
     ctx: &Ctx,
     members: u64,
     clients: Vec<Unparked>,

@@ -4,9 +4,16 @@
 //! Results are grouped by scenario; each group becomes a markdown table (one
 //! row per run: system, nodes, connections, throughput, latency percentiles,
 //! loss, server RSS per connection and CPU) and one or two horizontal bar
-//! charts (plotters, bitmap backend). Chart text needs a TrueType font: the
-//! first of a few common system fonts is registered at run time; without one
-//! the charts are skipped and the markdown says so.
+//! charts (plotters, bitmap backend); `large-room` and `ramp` have their own
+//! tables ([`scale`]). Chart text needs a TrueType font: the first of a few
+//! common system fonts is registered at run time; without one the charts are
+//! skipped and the markdown says so.
+//!
+//! The file keeps a hand-written part: everything from the [`MARKER`] line to
+//! the end survives regeneration (a file without the line is refused, not
+//! overwritten), and `--note` (bench.sh's "This run") ends the generated part.
+
+mod scale;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -87,6 +94,8 @@ fn server_cols(r: &RunResult) -> (String, String) {
 fn table(scenario: &str, runs: &[RunResult]) -> String {
     let mut md = String::new();
     match scenario {
+        "large-room" => md += &scale::large_room_table(runs),
+        "ramp" => md += &scale::ramp_table(runs),
         "idle" => {
             md += "| system | nodes | connections | failed | RSS before (MiB) | RSS after (MiB) | RSS/conn (KiB) | CPU (cores) |\n";
             md += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -240,6 +249,11 @@ fn metrics(scenario: &str) -> Vec<Metric> {
                 r.handshake_us.p99 as f64 / 1000.0
             }),
         ],
+        "ramp" => vec![(
+            "deliveries",
+            "deliveries per second at the highest passing step",
+            |r| r.deliveries_per_s,
+        )],
         _ => vec![rate, p99],
     }
 }
@@ -261,6 +275,9 @@ pub fn write(args: &ReportArgs) -> Result<(), String> {
             (rank(&system(r)), r.urls.len(), system(r), rate)
         });
     }
+    // Read (and check) the hand-written part before drawing anything.
+    let existing = std::fs::read_to_string(&args.markdown).ok();
+    hand_written(&args.markdown, &existing)?;
     let fonts = register_font();
     std::fs::create_dir_all(&args.charts).map_err(|e| format!("{}: {e}", args.charts.display()))?;
     let md_dir = args
@@ -272,7 +289,15 @@ pub fn write(args: &ReportArgs) -> Result<(), String> {
     if !fonts {
         md += "\n_No TrueType font was found when this report was made: charts are missing._\n";
     }
-    let order = ["idle", "connect", "broadcast", "rooms", "direct"];
+    let order = [
+        "idle",
+        "connect",
+        "broadcast",
+        "rooms",
+        "direct",
+        "large-room",
+        "ramp",
+    ];
     let mut names: Vec<&String> = groups.keys().collect();
     names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
     for name in names {
@@ -291,10 +316,39 @@ pub fn write(args: &ReportArgs) -> Result<(), String> {
             let _ = writeln!(md, "![{name}: {title}]({})", rel.display());
         }
     }
+    if let Some(note) = &args.note {
+        let text = std::fs::read_to_string(note).map_err(|e| format!("{}: {e}", note.display()))?;
+        md += "\n";
+        md += &text;
+    }
+    md += "\n";
+    md += &hand_written(&args.markdown, &existing)?;
     if let Some(dir) = args.markdown.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     std::fs::write(&args.markdown, md).map_err(|e| format!("{}: {e}", args.markdown.display()))
+}
+
+/// The line that ends the generated part of the markdown file: everything
+/// from it to the end is hand-written and kept as it is on regeneration.
+pub const MARKER: &str =
+    "<!-- end of the generated report: everything below is hand-written and kept by `wsgate-loadtest report` -->";
+
+/// The hand-written tail of `existing` (the file's text, if it exists): from
+/// [`MARKER`] on. A file that exists without the marker is refused rather
+/// than overwritten (its hand-written text would be lost).
+fn hand_written(path: &Path, existing: &Option<String>) -> Result<String, String> {
+    match existing {
+        None => Ok(format!("{MARKER}\n")),
+        Some(text) => match text.find(MARKER) {
+            Some(at) => Ok(text[at..].to_string()),
+            None => Err(format!(
+                "{}: no line `{MARKER}`; add it where the hand-written part starts \
+                 (nothing was written)",
+                path.display()
+            )),
+        },
+    }
 }
 
 fn relative(file: &Path, base: &Path) -> PathBuf {
@@ -320,6 +374,16 @@ fn describe(scenario: &str, r: &RunResult) -> String {
         "rooms" => format!(
             "{} rooms of {} members, {} publisher(s) each.",
             p["rooms"], p["members"], p["publishers"]
+        ),
+        "large-room" => format!(
+            "{} members join one room, then {} sender(s) publish {}-byte payloads at the \
+             offered rate for {} s (peers: broadcast to the same number).",
+            p["members"], p["senders"], t["size"], p["common"]["duration"]
+        ),
+        "ramp" => format!(
+            "Broadcast to {} receivers from {} senders, offered rate from {} msgs/s x{} per \
+             step ({} s each) until a step fails.",
+            p["connections"], p["senders"], t["rate"], p["factor"], p["common"]["duration"]
         ),
         "direct" => format!(
             "{} pairs on different nodes exchanging acked direct messages; loss and duplicates counted by message id.",
