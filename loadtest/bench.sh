@@ -10,13 +10,21 @@
 #   wsgate-1 wsgate-3            wsgate standalone / 3 nodes over Redis
 #   ideal                        wsgate-loadtest ideal-server
 #   node-1 node-3 go-1 go-3 sio-1 sio-3   the peers in ../shared/peers (PEERS_DIR)
-# Scenarios: idle, connect, broadcast at BC_RATE, broadcast flat out (2
-# senders, 16 unanswered each), and for wsgate also broadcast in MessagePack,
-# rooms and direct.
+# Scenarios (SCENARIOS, space separated; default all): idle, connect,
+# broadcast at BC_RATE, broadcast-max (flat out: 2 senders, 16 unanswered
+# each), broadcast-msgpack, rooms, direct (these three wsgate only),
+# large-room (LR_MEMBERS join one room, LR_SENDERS publish LR_RATE msgs/s;
+# the peers have no rooms: for them it is the plain broadcast to LR_MEMBERS)
+# and ramp (broadcast to RAMP_CONNS from 2 senders, offered rate RAMP_START
+# x RAMP_FACTOR per step of RAMP_STEP, at most RAMP_STEPS steps, until loss,
+# p99 > 250 ms or accepted < 97 % of offered).
 # Knobs (environment): CONNS (idle and connect, default 10000), BC_CONNS
 # (broadcast receivers, 2000), BC_RATE (broadcast msgs/s, 200), ROOMS (200),
 # MEMBERS (10), ROOM_RATE (2000), PAIRS (500), DIRECT_RATE (2000), DURATION
-# (10s), OUT (test-artifacts/bench), MD (docs/benchmarks.md), CHARTS
+# (10s), LR_MEMBERS (10000), LR_SENDERS (1), LR_RATE (20), RAMP_CONNS (2000),
+# RAMP_START (20), RAMP_FACTOR (1.5), RAMP_STEP (3s), RAMP_STEPS (10), OUT
+# (test-artifacts/bench), MD (docs/benchmarks.md: the part above its
+# "end of the generated report" line is rewritten, the rest kept), CHARTS
 # (docs/benchmarks), PROFILE (release; `debug` skips the release build),
 # WSGATE_BIN / LOADTEST_BIN (use these binaries).
 #
@@ -31,6 +39,7 @@ repo=$(pwd)
 if [[ -n "${QUICK:-}" ]]; then
   : "${CONNS:=500}" "${BC_CONNS:=100}" "${BC_RATE:=50}" "${ROOMS:=10}" "${MEMBERS:=5}"
   : "${ROOM_RATE:=100}" "${PAIRS:=20}" "${DIRECT_RATE:=100}" "${DURATION:=2s}"
+  : "${LR_MEMBERS:=200}" "${RAMP_CONNS:=50}" "${RAMP_START:=50}" "${RAMP_STEP:=1s}" "${RAMP_STEPS:=3}"
 fi
 CONNS=${CONNS:-10000}
 BC_CONNS=${BC_CONNS:-2000}
@@ -41,6 +50,15 @@ ROOM_RATE=${ROOM_RATE:-2000}
 PAIRS=${PAIRS:-500}
 DIRECT_RATE=${DIRECT_RATE:-2000}
 DURATION=${DURATION:-10s}
+LR_MEMBERS=${LR_MEMBERS:-10000}
+LR_SENDERS=${LR_SENDERS:-1}
+LR_RATE=${LR_RATE:-20}
+RAMP_CONNS=${RAMP_CONNS:-2000}
+RAMP_START=${RAMP_START:-20}
+RAMP_FACTOR=${RAMP_FACTOR:-1.5}
+RAMP_STEP=${RAMP_STEP:-3s}
+RAMP_STEPS=${RAMP_STEPS:-10}
+SCENARIOS=${SCENARIOS:-"idle connect broadcast broadcast-max broadcast-msgpack rooms direct large-room ramp"}
 OUT=${OUT:-test-artifacts/bench}
 MD=${MD:-docs/benchmarks.md}
 CHARTS=${CHARTS:-docs/benchmarks}
@@ -61,6 +79,7 @@ wsgate=${WSGATE_BIN:-$bin/wsgate}
 lt=${LOADTEST_BIN:-$bin/wsgate-loadtest}
 mkdir -p "$OUT" "$OUT/logs"
 rm -f "$OUT"/*.json
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 pids=()
 cleanup() {
@@ -135,10 +154,13 @@ start_ideal() {
   urls+=("ws://127.0.0.1:$port/ws")
 }
 
-# run SYSTEM TARGET SCENARIO ARGS...
+# run SYSTEM TARGET SCENARIO ARGS... (skipped unless SCENARIO is in SCENARIOS)
 run() {
   local sys=$1 target=$2 name=$3; shift 3
-  local args=(--target "$target" --label "$sys" --duration "$DURATION" --quiet)
+  [[ " $SCENARIOS " == *" $name "* ]] || return 0
+  local duration=$DURATION
+  [[ $name == ramp ]] && duration=$RAMP_STEP
+  local args=(--target "$target" --label "$sys" --duration "$duration" --quiet)
   for u in "${urls[@]}"; do args+=(--url "$u"); done
   for p in "${server_pids[@]}"; do args+=(--server-pid "$p"); done
   echo "== $sys $name" >&2
@@ -157,6 +179,10 @@ scenarios() { # SYSTEM TARGET
     run "$sys" "$target" rooms rooms --rooms "$ROOMS" --members "$MEMBERS" --rate "$ROOM_RATE" --drain 10s
     run "$sys" "$target" direct direct --pairs "$PAIRS" --rate "$DIRECT_RATE" --drain 10s
   fi
+  run "$sys" "$target" large-room large-room --members "$LR_MEMBERS" --senders "$LR_SENDERS" \
+    --rate "$LR_RATE" --drain 10s
+  run "$sys" "$target" ramp ramp -n "$RAMP_CONNS" --senders 2 --rate "$RAMP_START" \
+    --factor "$RAMP_FACTOR" --max-steps "$RAMP_STEPS" --drain 3s
 }
 
 for sys in $SYSTEMS; do
@@ -177,15 +203,20 @@ for sys in $SYSTEMS; do
   cleanup
 done
 
-"$lt" report "$OUT"/*.json --markdown "$MD" --charts "$CHARTS"
+note=$OUT/run-note.md
 {
-  echo
   echo "## This run"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB," \
-    "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), profile ${PROFILE}."
+    "open-file limit $(ulimit -n), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+    "profile ${PROFILE}; load average (1, 5, 15 min) $load_start at the start," \
+    "$(cut -d' ' -f1-3 /proc/loadavg) at the end."
   echo "Sizes: CONNS=$CONNS BC_CONNS=$BC_CONNS BC_RATE=$BC_RATE ROOMS=$ROOMS MEMBERS=$MEMBERS" \
-    "ROOM_RATE=$ROOM_RATE PAIRS=$PAIRS DIRECT_RATE=$DIRECT_RATE DURATION=$DURATION."
+    "ROOM_RATE=$ROOM_RATE PAIRS=$PAIRS DIRECT_RATE=$DIRECT_RATE DURATION=$DURATION" \
+    "LR_MEMBERS=$LR_MEMBERS LR_SENDERS=$LR_SENDERS LR_RATE=$LR_RATE RAMP_CONNS=$RAMP_CONNS" \
+    "RAMP_START=$RAMP_START RAMP_FACTOR=$RAMP_FACTOR RAMP_STEP=$RAMP_STEP RAMP_STEPS=$RAMP_STEPS."
+  echo "Systems: $SYSTEMS. Scenarios: $SCENARIOS."
   echo "Raw results: \`$OUT/*.json\` (one per system and scenario)."
-} >>"$MD"
+} >"$note"
+"$lt" report "$OUT"/*.json --markdown "$MD" --charts "$CHARTS" --note "$note"
 echo "wrote $MD and charts in $CHARTS" >&2

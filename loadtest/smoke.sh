@@ -6,8 +6,10 @@
 #
 # Starts wsgate on free 127.0.0.1 ports (anonymous mode, limits raised so the
 # load generator is not rate limited), runs idle, connect, broadcast (JSON and
-# MessagePack), rooms and direct for about a second each, checks that nothing
-# was lost, and stops the server. Results: $OUT (default test-artifacts/loadtest-smoke).
+# MessagePack), rooms, direct, large-room (one room) and a two-step ramp for
+# about a second each, checks that nothing was lost (and, for large-room, that
+# nobody was closed; for the ramp, that its first step passed), and stops the
+# server. Results: $OUT (default test-artifacts/loadtest-smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +52,10 @@ run() {
                 (if .lost > 0 then "lost \(.lost)" else empty end),
                 (if .duplicates > 0 then "duplicates \(.duplicates)" else empty end),
                 (if .scenario != "idle" and .scenario != "connect" and .accepted == 0
-                 then "nothing accepted \(.rejected)" else empty end)] | join("; ")' "$out/$name.json")
+                 then "nothing accepted \(.rejected)" else empty end),
+                (if .scenario == "large-room" and .dropped > 0 then "closed \(.closes)" else empty end),
+                (if .scenario == "ramp" and ((.steps | length) == 0 or .steps[0].failed != null)
+                 then "first ramp step failed: \(.steps[0].failed)" else empty end)] | join("; ")' "$out/$name.json")
   if [[ -n "$bad" ]]; then echo "FAIL $name: $bad" >&2; fail=1; fi
 }
 
@@ -60,6 +65,8 @@ run broadcast-json broadcast -n 100 --senders 2 --rate 200 --duration 1s --drain
 run broadcast-msgpack broadcast --codec msgpack -n 100 --senders 2 --rate 200 --duration 1s --drain 3s
 run rooms rooms --rooms 20 --members 5 --publishers 1 --rate 200 --duration 1s --drain 3s
 run direct direct --pairs 20 --rate 200 --duration 1s --drain 3s
+run large-room large-room --members 200 --senders 2 --rate 20 --duration 1s --drain 3s
+run ramp ramp -n 20 --senders 2 --rate 50 --factor 2 --max-steps 2 --duration 500ms --drain 2s
 
 if [[ $fail -ne 0 ]]; then echo "loadtest smoke: FAILED (results in $out)" >&2; exit 1; fi
 echo "loadtest smoke: ok (results in $out)"
