@@ -62,7 +62,12 @@ SCENARIOS=${SCENARIOS:-"idle connect broadcast broadcast-max broadcast-msgpack r
 OUT=${OUT:-test-artifacts/bench}
 MD=${MD:-docs/benchmarks.md}
 CHARTS=${CHARTS:-docs/benchmarks}
-PEERS_DIR=${PEERS_DIR:-$(cd "$repo/.." && pwd)/shared/peers}
+# The peers: ../shared/peers beside the checkout (or beside its parent, for
+# a git worktree under wt/).
+if [[ -z "${PEERS_DIR:-}" ]]; then
+  PEERS_DIR=$(cd "$repo/.." && pwd)/shared/peers
+  [[ -d $PEERS_DIR ]] || PEERS_DIR=$(cd "$repo/../.." && pwd)/shared/peers
+fi
 SYSTEMS=${SYSTEMS:-"wsgate-1 wsgate-3 ideal node-1 node-3 go-1 go-3 sio-1 sio-3"}
 
 PROFILE=${PROFILE:-release}

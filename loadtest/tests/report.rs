@@ -2,6 +2,11 @@
 //! part of the markdown file surviving regeneration. Result files are
 //! written by hand here (the scenarios themselves run in smoke.rs).
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is how a check fails"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
