@@ -22,7 +22,7 @@
 # (broadcast receivers, 2000), BC_RATE (broadcast msgs/s, 200), ROOMS (200),
 # MEMBERS (10), ROOM_RATE (2000), PAIRS (500), DIRECT_RATE (2000), DURATION
 # (10s), LR_MEMBERS (10000), LR_SENDERS (1), LR_RATE (20), RAMP_CONNS (2000),
-# RAMP_START (20), RAMP_FACTOR (1.5), RAMP_STEP (3s), RAMP_STEPS (10), OUT
+# RAMP_START (5), RAMP_FACTOR (1.5), RAMP_STEP (3s), RAMP_STEPS (12), OUT
 # (test-artifacts/bench), MD (docs/benchmarks.md: the part above its
 # "end of the generated report" line is rewritten, the rest kept), CHARTS
 # (docs/benchmarks), PROFILE (release; `debug` skips the release build),
@@ -54,10 +54,10 @@ LR_MEMBERS=${LR_MEMBERS:-10000}
 LR_SENDERS=${LR_SENDERS:-1}
 LR_RATE=${LR_RATE:-20}
 RAMP_CONNS=${RAMP_CONNS:-2000}
-RAMP_START=${RAMP_START:-20}
+RAMP_START=${RAMP_START:-5}
 RAMP_FACTOR=${RAMP_FACTOR:-1.5}
 RAMP_STEP=${RAMP_STEP:-3s}
-RAMP_STEPS=${RAMP_STEPS:-10}
+RAMP_STEPS=${RAMP_STEPS:-12}
 SCENARIOS=${SCENARIOS:-"idle connect broadcast broadcast-max broadcast-msgpack rooms direct large-room ramp"}
 OUT=${OUT:-test-artifacts/bench}
 MD=${MD:-docs/benchmarks.md}

@@ -321,6 +321,7 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         barrier_hook(hook, "start").await?;
         let start = procstat::sample(&pids);
         let own_start = procstat::sample(&own);
+        let psi_start = procstat::cpu_pressure_us();
         for g in &mut gos {
             g.go().await;
         }
@@ -335,6 +336,9 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         .await?;
         let end = procstat::sample(&pids);
         let own_end = procstat::sample(&own);
+        let psi = procstat::cpu_pressure_us()
+            .zip(psi_start)
+            .map(|(e, s)| e.saturating_sub(s));
         barrier_hook(hook, "end").await?;
         for g in &mut gos {
             g.go().await;
@@ -348,11 +352,12 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
             &mut results,
         )
         .await?;
-        Ok::<_, String>((start, end, own_end.cpu_s - own_start.cpu_s))
+        Ok::<_, String>((start, end, own_end.cpu_s - own_start.cpu_s, psi))
     }
     .await;
     ticker.done();
-    let (start, end, loadgen_cpu_s) = outcome?;
+    let (start, end, loadgen_cpu_s, psi_us) = outcome?;
+    let duration_s = end.at.duration_since(start.at).as_secs_f64();
     let mut result = RunResult {
         scenario: scenario.name().into(),
         target: format!("{:?}", common.target).to_lowercase(),
@@ -361,8 +366,9 @@ pub async fn drive(scenario: Scenario) -> Result<RunResult, String> {
         urls: common.urls.clone(),
         workers,
         params: scenario.params(),
-        duration_s: end.at.duration_since(start.at).as_secs_f64(),
+        duration_s,
         loadgen_cpu_s,
+        cpu_pressure: psi_us.map(|us| us as f64 / 1e6 / duration_s.max(1e-3)),
         ..Default::default()
     };
     result.merge(&results, scenario.is_broadcast());

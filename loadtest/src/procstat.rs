@@ -1,6 +1,8 @@
 //! Server resource sampling from `/proc`: resident memory (`VmRSS` in
 //! `/proc/<pid>/status`) and CPU time (`utime + stime` in `/proc/<pid>/stat`),
-//! summed over every `--server-pid` (a cluster is several processes).
+//! summed over every `--server-pid` (a cluster is several processes); and
+//! the machine's CPU pressure (`/proc/pressure/cpu`, the time some runnable
+//! task waited for a CPU), which tells a shared machine from a slow program.
 
 use std::time::Instant;
 
@@ -30,6 +32,17 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Microseconds some task has waited for a CPU since boot (PSI `some
+/// total`), when the kernel has pressure stall information.
+pub fn cpu_pressure_us() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = text.lines().find(|l| l.starts_with("some "))?;
+    let total = some
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?;
+    total.parse().ok()
 }
 
 /// Reads all `pids`; a process that is gone counts as zero.

@@ -68,6 +68,7 @@ pub fn step_of(r: &RunResult, offered: f64, failed: Option<String>) -> RampStep 
         p99_us: r.latency_us.p99,
         server_cores: r.server.as_ref().map_or(0.0, |s| s.cpu_cores),
         loadgen_cores: r.loadgen_cpu_s / secs,
+        cpu_pressure: r.cpu_pressure,
         failed,
     }
 }

@@ -257,6 +257,11 @@ pub struct RunResult {
     /// measured window: it shares the machine with the servers.
     #[serde(default)]
     pub loadgen_cpu_s: f64,
+    /// Share of the measured window in which some runnable task on the
+    /// machine waited for a CPU (`/proc/pressure/cpu`, 0–1; None without
+    /// PSI): near 1, every process was short of CPU, whoever's it was.
+    #[serde(default)]
+    pub cpu_pressure: Option<f64>,
     /// The steps of a ramp, in order (empty for other scenarios); the rest
     /// of this result is then the highest passing step (or the first step
     /// when none passed).
@@ -281,6 +286,9 @@ pub struct RampStep {
     pub server_cores: f64,
     /// The load generator's own CPU, cores (driver and workers).
     pub loadgen_cores: f64,
+    /// The machine's CPU pressure in the step (see `RunResult`).
+    #[serde(default)]
+    pub cpu_pressure: Option<f64>,
     /// None when the step passed; otherwise why it failed.
     pub failed: Option<String>,
 }

@@ -69,6 +69,7 @@ fn step(offered: f64, loadgen: f64, failed: Option<&str>) -> RampStep {
         p99_us: 40_000,
         server_cores: 0.5,
         loadgen_cores: loadgen,
+        cpu_pressure: Some(0.97),
         failed: failed.map(str::to_string),
         ..Default::default()
     }
@@ -161,12 +162,13 @@ fn large_room_and_ramp_tables_with_goal_and_limit() {
     let r = row("wsgate-1", "ramp");
     assert!(r.contains("| 150 | 150000 |"), "{r}");
     assert!(
-        r.contains("225/s: lost 3") && r.contains("generator (0.95 cores)"),
+        r.contains("225/s: lost 3") && r.contains("generator (0.95 cores, CPU pressure 97 %)"),
         "{r}"
     );
     let n = row("node-1", "ramp");
     assert!(
-        n.contains("| none |") && n.contains("server (0.50 cores"),
+        n.contains("| none |")
+            && n.contains("neither at a core (server 0.50, generator 0.20, CPU pressure 97 %)"),
         "{n}"
     );
     assert!(

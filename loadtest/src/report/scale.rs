@@ -82,17 +82,25 @@ pub fn large_room_table(runs: &[RunResult]) -> String {
     md
 }
 
-/// Who likely stopped the ramp, judged at its first failing step.
+/// Who likely stopped the ramp, judged at its first failing step: the
+/// generator or the server when it used most of a core, otherwise neither
+/// (with the machine's CPU pressure: near 100 %, the shared CPUs were).
 pub fn ramp_limit(steps: &[RampStep]) -> String {
-    match steps.iter().find(|s| s.failed.is_some()) {
-        None => "not reached (max steps)".into(),
-        Some(s) if s.loadgen_cores >= GENERATOR_BOUND_CORES => {
-            format!("generator ({:.2} cores)", s.loadgen_cores)
-        }
-        Some(s) => format!(
-            "server ({:.2} cores, generator {:.2})",
+    let Some(s) = steps.iter().find(|s| s.failed.is_some()) else {
+        return "not reached (max steps)".into();
+    };
+    let psi = s.cpu_pressure.map_or(String::new(), |p| {
+        format!(", CPU pressure {:.0} %", p * 100.0)
+    });
+    if s.loadgen_cores >= GENERATOR_BOUND_CORES {
+        format!("generator ({:.2} cores{psi})", s.loadgen_cores)
+    } else if s.server_cores >= GENERATOR_BOUND_CORES {
+        format!("server ({:.2} cores{psi})", s.server_cores)
+    } else {
+        format!(
+            "neither at a core (server {:.2}, generator {:.2}{psi})",
             s.server_cores, s.loadgen_cores
-        ),
+        )
     }
 }
 
@@ -116,7 +124,9 @@ pub fn ramp_table(runs: &[RunResult]) -> String {
          that step's); *stopped by* is why the next step failed, and *limit* reads the \
          CPUs of that failing step: a generator at or above 0.85 core (2-core machine) \
          means the load generator, not the server, was the limit, and the figure is a \
-         floor for the server.\n\n",
+         floor for the server; a server there means the server; neither, with the \
+         machine's CPU pressure (share of the step some runnable task waited for a CPU) \
+         near 100 %, means the shared CPUs were.\n\n",
     );
     md += "| system | nodes | receivers | highest passing msgs/s | deliveries/s | p99 (ms) | server CPU | generator CPU | stopped by | limit |\n";
     md += "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n";
