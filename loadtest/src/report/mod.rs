@@ -91,6 +91,17 @@ fn server_cols(r: &RunResult) -> (String, String) {
     }
 }
 
+/// Server CPU per delivery in microseconds (all nodes' CPU over the
+/// deliveries the receivers counted), "–" without CPU or deliveries.
+fn cpu_per_delivery(r: &RunResult) -> String {
+    match &r.server {
+        Some(s) if r.deliveries_per_s > 0.0 => {
+            format!("{:.2}", s.cpu_cores * 1e6 / r.deliveries_per_s)
+        }
+        _ => "–".into(),
+    }
+}
+
 fn table(scenario: &str, runs: &[RunResult]) -> String {
     let mut md = String::new();
     match scenario {
@@ -139,10 +150,11 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
             }
         }
         _ => {
-            md += "| system | nodes | connections | senders | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | accept p99 (ms) | loss | dup | CPU (cores) |\n";
-            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+            md += "| system | nodes | connections | senders | offered msgs/s | accepted msgs/s | deliveries/s | p50 (ms) | p99 | p99.9 | max | accept p99 (ms) | loss | dup | CPU (cores) | CPU µs/delivery |\n";
+            md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
             for r in runs {
                 let (_, cpu) = server_cols(r);
+                let per_delivery = cpu_per_delivery(r);
                 let l = &r.latency_us;
                 let offered = match r.params["traffic"]["rate"].as_f64() {
                     Some(rate) if rate > 0.0 => format!("{rate:.0}"),
@@ -150,7 +162,7 @@ fn table(scenario: &str, runs: &[RunResult]) -> String {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.4}% | {} | {cpu} |",
+                    "| {} | {} | {} | {} | {offered} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.4}% | {} | {cpu} | {per_delivery} |",
                     system(r),
                     r.urls.len(),
                     r.connections,
@@ -410,7 +422,8 @@ receivers share the clock), in milliseconds. Loss is against what should have
 arrived (accepted messages × receivers for broadcast). RSS/conn (idle only:
 each system starts fresh and idle runs first) is the server's resident-memory
 growth divided by the connections opened (all nodes summed); CPU is server CPU
-seconds per second of measurement (1.0 = one core). *Offered* is the rate the
+seconds per second of measurement (1.0 = one core), and *CPU µs/delivery* that
+CPU divided by the deliveries counted (the #15 measure). *Offered* is the rate the
 senders aimed at, *accepted* what the server took (wsgate `reply ok`; for the
 peers every frame written): a system that cannot keep up shows accepted <
 offered and growing latency, not loss. *Accept* latency is send → `reply ok`
