@@ -83,7 +83,7 @@ pub struct Common {
     /// Worker processes (0 = as many as the open-file limit needs).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
-    /// Source addresses 127.0.0.1.. to spread connections over (0 = one per 25k).
+    /// Source addresses 127.0.0.1.. to spread connections over (0 = one per 5,000 connections).
     #[arg(long, default_value_t = 0)]
     pub source_ips: usize,
     /// Handshakes in flight at once, per worker.

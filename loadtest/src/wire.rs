@@ -279,7 +279,14 @@ async fn connect_inner(
     let mut opts = Options::new(url)
         .buffer_bytes(BUFFER_BYTES)
         .timeout(Duration::from_secs(3600));
-    if ep.addr.ip().is_loopback() {
+    // 127.0.0.1 is what the kernel picks for a loopback destination anyway,
+    // so it is not bound: a bind to port 0 makes the kernel search the whole
+    // ephemeral range for a port no socket bound to that address holds
+    // (`inet_csk_get_port`), a scan that grows with the connections already
+    // open (at 19,000 on one address the generator spent 40 s of CPU in it
+    // and the storm measured that, not the server), while a plain connect
+    // picks a port by its 4-tuple. Other source addresses must be bound.
+    if ep.addr.ip().is_loopback() && source != Ipv4Addr::LOCALHOST {
         opts = opts.bind(source.into());
     }
     if target == Target::Wsgate {

@@ -31,6 +31,9 @@ use crate::stats::{self, Live, WorkerResult};
 use crate::wire::{self, Client, Endpoint, WireError};
 pub use park::{park, unpark_all, Parked};
 
+/// Connections per source address when `--source-ips` is 0.
+const SOURCE_CONNECTIONS: u64 = 5_000;
+
 /// One scenario with its parameters.
 #[derive(Clone, Debug)]
 pub enum Scenario {
@@ -144,8 +147,14 @@ impl Ctx {
         if endpoints.is_empty() {
             return Err("no --url".into());
         }
+        // One source address per 5,000 connections: the ephemeral range
+        // (about 28,000 ports) then stays mostly free per address, even with
+        // the previous scenario's sockets still in TIME_WAIT, and neither a
+        // bind nor a connect has to search it (at 19,000 connections on one
+        // address a storm measured the generator's port search, not the
+        // server: docs/benchmarks.md, "Connect storm").
         let sources = match common.source_ips {
-            0 => scenario.connections().div_ceil(25_000).max(1) as usize,
+            0 => scenario.connections().div_ceil(SOURCE_CONNECTIONS).max(1) as usize,
             n => n,
         };
         Ok(Ctx {
