@@ -13,6 +13,14 @@ use std::process::ExitCode;
 
 use wsgate::config::Cli;
 
+/// jemalloc instead of the system allocator (cargo feature `jemalloc`, on
+/// by default): less resident memory per idle connection, no more CPU per
+/// delivery (docs/benchmarks.md, "Allocator experiment"). Set in the binary
+/// only: the library and its tests keep whatever allocator embeds them.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = match Cli::from_process()
         .into_config()
