@@ -1,48 +1,56 @@
-//! Any bytes as what a client writes after the upgrade, read by tungstenite
-//! with the server's WebSocket settings (the limits the server really uses):
-//! never a panic, never a message over the hard limit.
+//! Any bytes as what a client writes after the upgrade, read by the server's
+//! own frame reader (`session::reader`) with the limit the server really
+//! uses: never a panic, never a message over the hard limit, never more held
+//! than one message and one frame, and the same frames however the bytes are
+//! split into reads (the first input byte picks the read size).
 #![no_main]
 
-use std::io::{Cursor, Read, Write};
-
 use libfuzzer_sys::fuzz_target;
-use tungstenite::protocol::{Role, WebSocket};
 use wsgate::config::Config;
+use wsgate::session::reader::{Frame, ReadError, Reader, SCRATCH};
 
-/// The client's bytes to read; writes (pongs, closes) are discarded.
-struct Wire(Cursor<Vec<u8>>);
-
-impl Read for Wire {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
+/// Every frame read from `wire` fed `chunk` bytes at a time, and the error
+/// that ended it if any.
+fn read(wire: &[u8], chunk: usize, limit: usize) -> (Vec<Frame>, Option<ReadError>) {
+    let mut reader = Reader::default();
+    let mut frames = Vec::new();
+    for part in wire.chunks(chunk) {
+        let mut next = reader.feed(part, limit);
+        loop {
+            match next {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e)),
+            }
+            next = reader.next_pending(limit);
+        }
+        assert!(
+            reader.held() <= 2 * (limit + 14) + 2 * SCRATCH + wire.len(),
+            "the reader holds {} bytes",
+            reader.held()
+        );
     }
-}
-
-impl Write for Wire {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    (frames, None)
 }
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&split, wire)) = data.split_first() else {
+        return;
+    };
     let config = Config {
         max_message_bytes: 1024,
         ..Config::default()
     };
     let hard = config.hard_message_limit();
-    let ws_config = wsgate::server::upgrade::ws_config(&config);
-    let mut ws = WebSocket::from_raw_socket(
-        Wire(Cursor::new(data.to_vec())),
-        Role::Server,
-        Some(ws_config),
-    );
-    for _ in 0..256 {
-        match ws.read() {
-            Ok(msg) => assert!(msg.len() <= hard, "a message over the hard limit"),
-            Err(_) => break,
-        }
+    let whole = read(wire, wire.len().max(1), hard);
+    for frame in &whole.0 {
+        let len = match frame {
+            Frame::Text(t) => t.len(),
+            Frame::Binary(b) | Frame::Ping(b) => b.len(),
+            Frame::Pong | Frame::Close(_) => 0,
+        };
+        assert!(len <= hard, "a message over the hard limit");
     }
+    let split = read(wire, usize::from(split).max(1), hard);
+    assert_eq!(whole, split, "the frames depend on how the bytes were read");
 });

@@ -9,13 +9,12 @@
 //! client retries (with the same message id, for a `send`).
 
 use http::StatusCode;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::Error as WsError;
 use wsgate_protocol::{CloseCode, ErrorCode};
 
 use crate::auth::AuthError;
 use crate::metrics::RejectReason;
 use crate::node::NodeError;
+use crate::session::reader::ReadError;
 
 /// Why a client request was refused (a session's request handler).
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +88,12 @@ pub fn auth_rejection(e: &AuthError) -> (RejectReason, StatusCode, &'static str)
     }
 }
 
-/// The close code for a socket that failed while reading, or `None` when
-/// the peer vanished and there is nobody to tell.
-pub fn read_error_close(e: &WsError) -> Option<CloseCode> {
+/// The close code for a client whose frames cannot be read further (a
+/// socket that ended or failed is not an error here: nobody is left to tell).
+pub fn read_error_close(e: &ReadError) -> CloseCode {
     match e {
-        WsError::Capacity(_) => Some(CloseCode::TooBig),
-        WsError::Utf8(_) => Some(CloseCode::InvalidPayload),
-        // The peer vanished without a close frame: nothing to answer.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(_) => Some(CloseCode::ProtocolError),
-        _ => None,
+        ReadError::TooBig { .. } => CloseCode::TooBig,
+        ReadError::Utf8 => CloseCode::InvalidPayload,
+        ReadError::Protocol(_) => CloseCode::ProtocolError,
     }
 }

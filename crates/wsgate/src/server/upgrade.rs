@@ -10,8 +10,9 @@
 //! the node could neither replay the inbox nor register the connection, so it
 //! could not keep contract 5.1 (replay before live); `/readyz` says the same.
 //!
-//! The WebSocket runs on the hyper connection's upgraded IO with small buffers
-//! (see [`ws_config`]); the session task is tracked so the drain can wait for it.
+//! The WebSocket runs on the hyper connection's upgraded IO, read and written
+//! by the session itself (`session::reader`, `session::writer`: no buffer
+//! while idle); the session task is tracked so the drain can wait for it.
 
 use std::sync::Arc;
 
@@ -20,54 +21,15 @@ use http::{header, HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, Instrument};
 use wsgate_protocol::Codec;
 
 use super::admission::Refusal;
 use super::{Admit, Server};
 use crate::client_addr::ClientAddr;
-use crate::config::{Config, OriginPolicy};
+use crate::config::OriginPolicy;
 use crate::metrics::RejectReason;
 use crate::response::{error, Body};
-
-/// Read chunk per connection: small, because most connections are idle and
-/// most client frames are small. A larger frame is still read whole (the
-/// buffer grows to the frame's declared length), in chunks of this size.
-const READ_BUFFER_BYTES: usize = 256;
-/// Bytes gathered before a write reaches the socket (a flush always writes).
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-
-/// The largest frame the server may write: a message whose content came from
-/// a client (read frames are at most the hard limit; MessagePack strings of
-/// control characters grow up to 6 times when re-encoded as JSON escapes) or
-/// from the server API (a body of at most `api-max-body-bytes`), plus the
-/// frame's own fields.
-pub fn max_server_frame(config: &Config) -> usize {
-    config
-        .hard_message_limit()
-        .saturating_mul(6)
-        .max(config.api_max_body_bytes)
-        .saturating_add(4096)
-}
-
-/// WebSocket settings for a server connection. The write buffer holds at most
-/// [`WRITE_BUFFER_BYTES`] plus one frame (a write that would block is flushed
-/// before the next frame is accepted), so its cap only has to admit the
-/// largest frame: a frame over the cap would fail to write and drop the
-/// connection.
-pub fn ws_config(config: &Config) -> WebSocketConfig {
-    let hard = config.hard_message_limit();
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(
-            WRITE_BUFFER_BYTES.saturating_add(max_server_frame(config).saturating_mul(2)),
-        )
-        .max_message_size(Some(hard))
-        .max_frame_size(Some(hard))
-}
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
@@ -284,7 +246,6 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
     let on_upgrade = hyper::upgrade::on(&mut req);
     let sessions = server.sessions.clone();
     let metrics = server.metrics.clone();
-    let ws_settings = ws_config(&server.config);
     let span = tracing::debug_span!("session", client = %client);
     // Combinators rather than an `async` block: a block keeps a slot for every
     // value it captures beside the session for the connection's whole life;
@@ -294,14 +255,10 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
     let session = on_upgrade.then(move |upgraded| match upgraded {
         Ok(upgraded) => {
             metrics.connections_accepted.inc();
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(ws_settings),
-            );
-            Either::Left(ws.then(move |ws| {
-                crate::session::run(sessions, ws, identity, codec).map(move |()| drop(slots))
-            }))
+            let io = TokioIo::new(upgraded);
+            Either::Left(
+                crate::session::run(sessions, io, identity, codec).map(move |()| drop(slots)),
+            )
         }
         Err(e) => {
             debug!(error = %e, "Upgrade failed after the 101.");

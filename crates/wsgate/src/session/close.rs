@@ -3,16 +3,15 @@
 //! Close or a short timeout, so the socket is never closed with unread bytes
 //! (which makes the kernel answer with a reset that can discard the close
 //! frame before the peer reads it). Frames of a batch whose write the close
-//! interrupted are written first ([`super::writer`]). After a read that left the stream
-//! mid-frame (1009, 1007, 1002) the rest is drained as raw bytes.
+//! interrupted are written first, then the Close, all through the session's
+//! writer ([`super::writer`]). After a read that left the stream mid-frame
+//! (1009, 1007, 1002) the rest is drained as raw bytes.
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 use wsgate_protocol::CloseCode;
 
+use super::reader::Frame;
 use super::{End, Session, CLOSE_TIMEOUT, SLOW_CONSUMER_CLOSE_TIMEOUT};
 
 /// The reason text sent with a server-initiated close.
@@ -40,10 +39,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// close. A slow consumer gets longer: its socket is full, and the close
     /// frame only goes out once it reads again.
     pub(super) async fn close_with(&mut self, code: CloseCode, reason: &str) -> End {
-        let frame = CloseFrame {
-            code: code.as_u16().into(),
-            reason: reason.into(),
-        };
         let wait = if code == CloseCode::TryAgainLater {
             SLOW_CONSUMER_CLOSE_TIMEOUT
         } else {
@@ -55,30 +50,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             code,
             CloseCode::TooBig | CloseCode::InvalidPayload | CloseCode::ProtocolError
         );
-        let ws = &mut self.ws;
-        let out = &mut self.out;
+        let limit = self.env.config.hard_message_limit();
+        let (io, reader, out) = (&mut self.io, &mut self.reader, &mut self.out);
         let handshake = tokio::time::timeout(wait, async {
             // A batch left half written (a close requested during its write)
-            // goes out whole first, after what tungstenite holds: the Close
-            // must never land inside another frame.
-            if ws.flush().await.is_err() || out.write_to(ws.get_mut()).await.is_err() {
-                return;
-            }
-            if ws.close(Some(frame)).await.is_err() {
+            // goes out whole first, the Close after it: the Close must never
+            // land inside another frame.
+            out.close(Some((code.as_u16(), reason)));
+            if out.write_to(io).await.is_err() {
                 return;
             }
             if parseable {
-                // Data frames after our close are dropped unhandled; the
-                // peer's close ends the handshake.
+                // Frames after our close are dropped unhandled (pings are
+                // not answered); the peer's close ends the handshake.
                 loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Close(_))) | None => return,
+                    match reader.next(io, limit).await {
+                        Some(Ok(Frame::Close(_))) | None => return,
                         Some(Ok(_)) => {}
                         Some(Err(_)) => break,
                     }
                 }
             }
-            drain_raw(ws.get_mut()).await;
+            drain_raw(io).await;
         });
         if handshake.await.is_err() {
             // The peer did not answer the close in time: the socket is dropped.

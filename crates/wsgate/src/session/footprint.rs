@@ -14,6 +14,7 @@ fn returned_size<A, B, C, D, F>(_: fn(A, B, C, D) -> F) -> usize {
 #[test]
 fn the_session_future_stays_small() {
     let size = returned_size(super::run::<TokioIo<Upgraded>>);
+    eprintln!("the session future is {size} bytes");
     // 1,712 bytes in test builds when this was written (smaller in release),
     // 1,840 once `refresh` learned to leave rooms and connect to retry the
     // registry, 1,584 after round 2 (#15: inline timer, one wake-up, `Busy`

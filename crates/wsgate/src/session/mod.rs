@@ -28,22 +28,21 @@ mod close;
 #[cfg(test)]
 mod footprint;
 pub mod limits;
+pub mod reader;
 mod recovery;
 mod replay;
 mod requests;
 pub mod writer;
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use reader::{Frame, ReadError, Reader};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 use writer::Writer;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
@@ -123,7 +122,7 @@ impl Shared {
 /// would keep its arguments' slots beside the session for its whole life).
 pub fn run<S>(
     env: Arc<Shared>,
-    ws: WebSocketStream<S>,
+    io: S,
     identity: Identity,
     codec: Codec,
 ) -> impl std::future::Future<Output = ()>
@@ -145,7 +144,8 @@ where
         conn,
         identity,
         codec,
-        ws,
+        io,
+        reader: Reader::default(),
         taken: Vec::new(),
         out: Writer::default(),
         busy: None,
@@ -167,7 +167,10 @@ struct Session<S> {
     conn: Arc<Conn>,
     identity: Identity,
     codec: Codec,
-    ws: WebSocketStream<S>,
+    /// The upgraded socket: read through `reader`, written through `out`.
+    io: S,
+    /// What the last reads left unfinished (a partial frame or message).
+    reader: Reader,
     /// Frames taken from the outbox for the current write batch.
     taken: Vec<Arc<Outgoing>>,
     /// Frames to write next (one batch), and a batch left half written.
@@ -185,7 +188,7 @@ struct Session<S> {
 enum Event {
     Kicked(CloseCode),
     Timer,
-    Read(Option<Result<Message, WsError>>),
+    Read(Option<Result<Frame, ReadError>>),
     Queued,
 }
 
@@ -264,19 +267,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             // One wake-up for queued frames and close requests. Polled before
             // the socket (unless `read_first`): when only the outbox woke the
-            // session, the read side (tungstenite's frame reader, hyper's
-            // upgraded IO) is not polled for nothing; its readiness stays
-            // registered and is seen on the next turn.
+            // session, the read side (our frame reader, hyper's upgraded
+            // IO) is not polled for nothing; its readiness stays registered
+            // and is seen on the next turn.
             let event = {
                 let reads_first = std::mem::take(&mut read_first);
-                let ws = &mut self.ws;
+                let limit = self.env.config.hard_message_limit();
+                let (io, reader) = (&mut self.io, &mut self.reader);
                 let mut wait = std::pin::pin!(self.conn.wait());
                 std::future::poll_fn(|cx| {
                     if timer.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Event::Timer);
                     }
                     if reads_first {
-                        if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                        if let Poll::Ready(msg) = reader.poll_next(io, cx, limit) {
                             return Poll::Ready(Event::Read(msg));
                         }
                     }
@@ -287,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         });
                     }
                     if !reads_first {
-                        if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                        if let Poll::Ready(msg) = reader.poll_next(io, cx, limit) {
                             return Poll::Ready(Event::Read(msg));
                         }
                     }
@@ -371,13 +375,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let limit = self.env.config.ping_interval + self.env.config.pong_timeout;
         let mut queued = false;
         let result = {
-            let ws = &mut self.ws;
-            let out = &mut self.out;
-            let write = async {
-                // Whatever tungstenite queued itself (a pong) goes first, whole.
-                ws.flush().await.map_err(io::Error::other)?;
-                out.write_to(ws.get_mut()).await
-            };
+            let write = self.out.write_to(&mut self.io);
             let mut write = std::pin::pin!(write);
             // Most writes complete at once: only a write that would block arms
             // the timeout and waits for a close request beside it.
@@ -447,23 +445,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(())
     }
 
-    async fn on_read(&mut self, msg: Option<Result<Message, WsError>>) -> Result<(), End> {
+    async fn on_read(&mut self, msg: Option<Result<Frame, ReadError>>) -> Result<(), End> {
         let msg = match msg {
             None => return Err(End::Abnormal),
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 debug!(user = %self.conn.user, error = %e, "WebSocket read failed.");
-                return Err(match crate::errors::read_error_close(&e) {
-                    Some(code) => self.close(code).await,
-                    None => End::Abnormal,
-                });
+                return Err(self.close(crate::errors::read_error_close(&e)).await);
             }
         };
         self.last_read = Instant::now();
         match msg {
-            Message::Text(t) if self.codec == Codec::Json => self.on_data(t.as_bytes()).await,
-            Message::Binary(b) if self.codec == Codec::Msgpack => self.on_data(&b).await,
-            Message::Text(_) | Message::Binary(_) => {
+            Frame::Text(t) if self.codec == Codec::Json => self.on_data(t.as_bytes()).await,
+            Frame::Binary(b) if self.codec == Codec::Msgpack => self.on_data(&b).await,
+            Frame::Text(_) | Frame::Binary(_) => {
                 let wanted = if self.codec == Codec::Json {
                     "text"
                 } else {
@@ -476,22 +471,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 )
                 .await
             }
-            Message::Ping(_) | Message::Pong(_) => match self.limiter.take(self.last_read) {
-                Ok(()) => Ok(()),
-                Err(wait) => self.rate_limited(None, wait).await,
-            },
-            Message::Close(frame) => {
-                // Sends our echo of the client's close; the session ends
-                // whether or not it gets out.
-                if !matches!(
-                    tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await,
-                    Ok(Ok(()))
-                ) {
+            Frame::Ping(_) | Frame::Pong => {
+                if let Frame::Ping(payload) = msg {
+                    // Answered even when rate limited, as RFC 6455 5.5.2 asks.
+                    self.out.pong(Bytes::from(payload));
+                }
+                match self.limiter.take(self.last_read) {
+                    Ok(()) => Ok(()),
+                    Err(wait) => self.rate_limited(None, wait).await,
+                }
+            }
+            Frame::Close(close) => {
+                // Sends our echo of the client's close (after what is queued);
+                // the session ends whether or not it gets out.
+                let code = close.as_ref().map(|(code, _)| *code);
+                self.out
+                    .close(close.as_ref().map(|(c, r)| (*c, r.as_str())));
+                let echo = self.out.write_to(&mut self.io);
+                if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, echo).await, Ok(Ok(()))) {
                     debug!(user = %self.conn.user, "Close echo not flushed.");
                 }
-                Err(End::Client(frame.map(|f| u16::from(f.code))))
+                Err(End::Client(code))
             }
-            Message::Frame(_) => Ok(()),
         }
     }
 

@@ -9,11 +9,11 @@
 //! every socket of a fan-out. Here a batch owns nothing but its list of
 //! frames, released once written: an idle connection holds no write buffer.
 //!
-//! Ordering with tungstenite: it still writes its own frames (the pongs it
-//! answers pings with, and Close). The session empties tungstenite's buffer
-//! (`flush`) before a batch, and finishes a batch left half written (a write
-//! abandoned by a close request) before its Close goes out, so frames never
-//! interleave mid-frame. Server frames are not masked (RFC 6455 5.1).
+//! Every frame the server sends goes through here, control frames too (the
+//! pong answering a client's ping, the Close of either side's handshake), so
+//! frames never interleave mid-frame: a batch left half written (a write
+//! abandoned by a close request) is finished before the Close goes out.
+//! Server frames are not masked (RFC 6455 5.1).
 
 use std::io::{self, IoSlice};
 
@@ -35,7 +35,9 @@ struct Head {
 impl Head {
     const TEXT: u8 = 0x1;
     const BINARY: u8 = 0x2;
+    const CLOSE: u8 = 0x8;
     const PING: u8 = 0x9;
+    const PONG: u8 = 0xA;
 
     fn new(opcode: u8, payload: usize) -> Head {
         let mut bytes = [0u8; 10];
@@ -82,6 +84,29 @@ impl Writer {
     /// Queues a ping with no payload.
     pub fn ping(&mut self) {
         self.frames.push((Head::new(Head::PING, 0), Bytes::new()));
+    }
+
+    /// Queues a pong echoing a ping's payload (at most 125 bytes).
+    pub fn pong(&mut self, payload: Bytes) {
+        self.frames
+            .push((Head::new(Head::PONG, payload.len()), payload));
+    }
+
+    /// Queues a close frame: the code and reason, or an empty payload. The
+    /// reason is cut (at a character boundary) to fit the 125-byte control
+    /// frame limit.
+    pub fn close(&mut self, close: Option<(u16, &str)>) {
+        let mut payload = Vec::new();
+        if let Some((code, reason)) = close {
+            let mut end = reason.len().min(123);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            payload.extend_from_slice(&code.to_be_bytes());
+            payload.extend_from_slice(&reason.as_bytes()[..end]);
+        }
+        self.frames
+            .push((Head::new(Head::CLOSE, payload.len()), Bytes::from(payload)));
     }
 
     pub fn is_empty(&self) -> bool {

@@ -43,7 +43,6 @@ fn server(drain_timeout: Duration) -> Arc<Server> {
 /// client's end of the socket.
 async fn connect(server: &Server, user: &str) -> WebSocketStream<DuplexStream> {
     let (near, far) = tokio::io::duplex(1 << 16);
-    let ws = WebSocketStream::from_raw_socket(near, Role::Server, None).await;
     let identity = Identity {
         user: user.into(),
         can_broadcast: false,
@@ -52,7 +51,7 @@ async fn connect(server: &Server, user: &str) -> WebSocketStream<DuplexStream> {
     };
     server.drain.spawn_session(session::run(
         server.sessions.clone(),
-        ws,
+        near,
         identity,
         Codec::Json,
     ));
