@@ -14,7 +14,17 @@ use wsgate_protocol::{CloseCode, ErrorCode};
 use crate::auth::AuthError;
 use crate::metrics::RejectReason;
 use crate::node::NodeError;
-use crate::session::reader::ReadError;
+
+/// Why a client's frames cannot be read further (`session::reader`).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("a frame or message over the hard limit of {limit} bytes")]
+    TooBig { limit: usize },
+    #[error("invalid UTF-8 in a text message or close reason")]
+    Utf8,
+    #[error("websocket protocol error: {0}")]
+    Protocol(&'static str),
+}
 
 /// Why a client request was refused (a session's request handler).
 #[derive(Debug, thiserror::Error)]

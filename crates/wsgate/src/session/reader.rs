@@ -27,6 +27,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
+pub use crate::errors::ReadError;
+
 /// Bytes read per read, on the stack.
 pub const SCRATCH: usize = 4096;
 /// Most frames parsed in one poll without returning one (empty fragments):
@@ -55,17 +57,6 @@ pub enum Frame {
     /// The client's close: its code and reason, or none. A code a peer may
     /// not send is replaced by 1002 "Protocol violation".
     Close(Option<(u16, String)>),
-}
-
-/// Why the client's bytes cannot be read further.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
-    #[error("a frame or message over the hard limit of {limit} bytes")]
-    TooBig { limit: usize },
-    #[error("invalid UTF-8 in a text message or close reason")]
-    Utf8,
-    #[error("websocket protocol error: {0}")]
-    Protocol(&'static str),
 }
 
 /// A frame header, parsed.
@@ -245,7 +236,7 @@ impl Reader {
 
     /// Parses what `pending` holds: the next frame, or `None` when it needs
     /// more bytes (or took `budget` fragments). Consumed bytes are dropped.
-    fn from_pending(
+    fn take_pending(
         &mut self,
         limit: usize,
         budget: &mut usize,
@@ -304,7 +295,7 @@ impl Reader {
     ) -> Result<Option<Frame>, ReadError> {
         if !self.pending.is_empty() {
             self.pending.extend_from_slice(bytes);
-            return self.from_pending(limit, budget);
+            return self.take_pending(limit, budget);
         }
         // The usual case: whole frames in one read, parsed where they were read.
         let mut at = 0;
@@ -328,7 +319,7 @@ impl Reader {
     /// The next frame from bytes already read, if they hold a whole one.
     pub fn next_pending(&mut self, limit: usize) -> Result<Option<Frame>, ReadError> {
         let mut budget = usize::MAX;
-        self.from_pending(limit, &mut budget)
+        self.take_pending(limit, &mut budget)
     }
 
     /// The next frame: from bytes already read, else from the socket once
@@ -341,7 +332,7 @@ impl Reader {
     ) -> Poll<Option<Result<Frame, ReadError>>> {
         let mut budget = FRAMES_PER_POLL;
         if !self.pending.is_empty() {
-            match self.from_pending(limit, &mut budget) {
+            match self.take_pending(limit, &mut budget) {
                 Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Some(Err(e))),
