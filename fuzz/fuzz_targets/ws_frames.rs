@@ -2,7 +2,9 @@
 //! own frame reader (`session::reader`) with the limit the server really
 //! uses: never a panic, never a message over the hard limit, never more held
 //! than one message and one frame, and the same frames however the bytes are
-//! split into reads (the first input byte picks the read size).
+//! split into reads (the first input byte picks the read size, and its low
+//! bit whether permessage-deflate was negotiated: then RSV1 frames are
+//! inflated, never past the hard limit).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,8 +13,13 @@ use wsgate::session::reader::{Frame, ReadError, Reader, SCRATCH};
 
 /// Every frame read from `wire` fed `chunk` bytes at a time, and the error
 /// that ended it if any.
-fn read(wire: &[u8], chunk: usize, limit: usize) -> (Vec<Frame>, Option<ReadError>) {
-    let mut reader = Reader::default();
+fn read(
+    wire: &[u8],
+    chunk: usize,
+    limit: usize,
+    deflate: bool,
+) -> (Vec<Frame>, Option<ReadError>) {
+    let mut reader = Reader::new(deflate);
     let mut frames = Vec::new();
     for part in wire.chunks(chunk) {
         let mut next = reader.feed(part, limit);
@@ -42,7 +49,8 @@ fuzz_target!(|data: &[u8]| {
         ..Config::default()
     };
     let hard = config.hard_message_limit();
-    let whole = read(wire, wire.len().max(1), hard);
+    let deflate = split & 1 == 1;
+    let whole = read(wire, wire.len().max(1), hard, deflate);
     for frame in &whole.0 {
         let len = match frame {
             Frame::Text(t) => t.len(),
@@ -51,6 +59,6 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(len <= hard, "a message over the hard limit");
     }
-    let split = read(wire, usize::from(split).max(1), hard);
+    let split = read(wire, usize::from(split >> 1).max(1), hard, deflate);
     assert_eq!(whole, split, "the frames depend on how the bytes were read");
 });

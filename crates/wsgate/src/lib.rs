@@ -39,6 +39,7 @@ pub mod client_addr;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod deflate;
 pub mod errors;
 pub mod grpc;
 pub mod history;

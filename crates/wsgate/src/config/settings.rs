@@ -77,6 +77,11 @@ settings! {
     max_rooms: usize = positive("100");
     /// Rooms of at most this many users get presence events and member lists; larger ones only member_count.
     presence_max_members: usize = positive("200");
+    /// permessage-deflate (RFC 7692, no context takeover) for clients that offer it.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    compression: bool = boolean("false");
+    /// With --compression: payloads smaller than this many bytes are sent uncompressed.
+    compression_min_bytes: usize = whole("256");
     /// Server WebSocket ping period.
     ping_interval: Duration = duration("25s");
     /// Close if nothing is read for ping-interval + this.

@@ -7,8 +7,13 @@
 //! bytes (the session writes them as they are: a text frame for JSON, whose
 //! serde_json output is UTF-8 and is not validated again per socket, a binary
 //! frame for MessagePack).
+//!
+//! With permessage-deflate (`--compression`), the deflated payload is cached
+//! beside it the same way: compressed by the first writer that needs it, then
+//! shared ([`Outgoing::deflated`]; no context takeover makes that possible,
+//! see [`crate::deflate`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use wsgate_protocol::{Codec, EncodedFrame, Kind, ServerFrame};
@@ -21,6 +26,9 @@ pub struct Outgoing {
     /// For messages: the kind and when a node accepted it (ms since epoch),
     /// for the delivery metrics and ack tracking.
     message: Option<(Kind, u64)>,
+    /// The payload deflated, per codec (JSON, MessagePack): filled on first
+    /// use; `None` inside when encoding or compressing failed.
+    deflated: [OnceLock<Option<Bytes>>; 2],
 }
 
 impl Outgoing {
@@ -29,6 +37,7 @@ impl Outgoing {
         Arc::new(Outgoing {
             frame: EncodedFrame::new(frame),
             message: None,
+            deflated: Default::default(),
         })
     }
 
@@ -37,6 +46,7 @@ impl Outgoing {
         Arc::new(Outgoing {
             frame: EncodedFrame::new(frame),
             message: Some((kind, accepted_ms)),
+            deflated: Default::default(),
         })
     }
 
@@ -60,6 +70,22 @@ impl Outgoing {
                 None
             }
         }
+    }
+}
+
+impl Outgoing {
+    /// The payload for `codec` deflated (permessage-deflate), compressed on
+    /// first use and shared by every receiver; `None` if it cannot be.
+    pub fn deflated(&self, codec: Codec) -> Option<Bytes> {
+        let slot = match codec {
+            Codec::Json => &self.deflated[0],
+            Codec::Msgpack => &self.deflated[1],
+        };
+        slot.get_or_init(|| {
+            self.payload(codec)
+                .and_then(|p| crate::deflate::compress(&p))
+        })
+        .clone()
     }
 }
 

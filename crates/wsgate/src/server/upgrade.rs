@@ -172,6 +172,17 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
         );
     };
     let protocol_offered = !offered.is_empty();
+    // permessage-deflate (RFC 7692) when on and offered; else no extension.
+    let deflate = if server.config.compression {
+        crate::deflate::negotiate(
+            headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+    } else {
+        None
+    };
     if server.drain.is_draining() {
         return refuse(
             RejectReason::Draining,
@@ -257,7 +268,8 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
             metrics.connections_accepted.inc();
             let io = TokioIo::new(upgraded);
             Either::Left(
-                crate::session::run(sessions, io, identity, codec).map(move |()| drop(slots)),
+                crate::session::run(sessions, io, identity, codec, deflate.is_some())
+                    .map(move |()| drop(slots)),
             )
         }
         Err(e) => {
@@ -282,6 +294,12 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
     );
     if let Ok(v) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(answer) = deflate {
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            header::HeaderValue::from_static(answer),
+        );
     }
     if protocol_offered {
         h.insert(

@@ -7,7 +7,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
 /// The size of the future `f` returns, without calling it.
-fn returned_size<A, B, C, D, F>(_: fn(A, B, C, D) -> F) -> usize {
+fn returned_size<A, B, C, D, E, F>(_: fn(A, B, C, D, E) -> F) -> usize {
     std::mem::size_of::<F>()
 }
 

@@ -125,6 +125,7 @@ pub fn run<S>(
     io: S,
     identity: Identity,
     codec: Codec,
+    deflate: bool,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -145,7 +146,7 @@ where
         identity,
         codec,
         io,
-        reader: Reader::default(),
+        reader: Reader::new(deflate),
         taken: Vec::new(),
         out: Writer::default(),
         busy: None,
@@ -345,9 +346,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         d
     }
 
+    /// Whether a payload of `len` bytes goes out compressed: permessage-deflate
+    /// negotiated and the payload at least `--compression-min-bytes`.
+    fn compresses(&self, len: usize) -> bool {
+        self.reader.deflate() && len >= self.env.config.compression_min_bytes
+    }
+
     fn queue(&mut self, frame: &ServerFrame) {
-        if let Some(bytes) = encode(self.codec, frame) {
-            self.out.data(self.codec, bytes);
+        let Some(bytes) = encode(self.codec, frame) else {
+            return;
+        };
+        match Some(&bytes)
+            .filter(|b| self.compresses(b.len()))
+            .and_then(|b| crate::deflate::compress(b))
+        {
+            Some(deflated) => self.out.deflated(self.codec, deflated),
+            None => self.out.data(self.codec, bytes),
         }
     }
 
@@ -355,7 +369,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let Some(bytes) = d.payload(self.codec) else {
             return;
         };
-        self.out.data(self.codec, bytes);
+        // Compressed once per codec for every receiver (cached in `d`).
+        match Some(())
+            .filter(|()| self.compresses(bytes.len()))
+            .and_then(|()| d.deflated(self.codec))
+        {
+            Some(deflated) => self.out.deflated(self.codec, deflated),
+            None => self.out.data(self.codec, bytes),
+        }
         if let Some((kind, accepted_ms)) = d.message_info() {
             let latency = now_ms().saturating_sub(accepted_ms) as f64 / 1000.0;
             self.env.metrics.delivered(kind, latency);

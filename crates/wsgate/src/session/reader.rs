@@ -10,14 +10,21 @@
 //! two empty `Vec`s.
 //!
 //! What is checked, each failure a [`ReadError`] (its close code decided in
-//! [`crate::errors::read_error_close`]): client frames are masked, RSV bits
-//! are clear (no extension is negotiated), the opcode is known, control
+//! [`crate::errors::read_error_close`]): client frames are masked, RSV2 and
+//! RSV3 are clear, and RSV1 too unless permessage-deflate was negotiated
+//! ([`Reader::new`]), the opcode is known, control
 //! frames are at most 125 bytes and not fragmented, continuations continue a
 //! message and data frames do not interrupt one (1002); a frame or message
 //! over the hard limit is refused from its header, before its payload is read
 //! or allocated (1009); a text message is valid UTF-8 once reassembled, so a
 //! character split across fragments is fine (1007). A close frame's code must
 //! be one a peer may send; another is answered as tungstenite did, with 1002.
+//!
+//! With permessage-deflate, RSV1 on the first frame of a data message marks
+//! it compressed (RSV1 on a continuation or a control frame is 1002). The
+//! compressed bytes are reassembled under the same limits, then inflated in
+//! one go by [`crate::deflate::inflate`], whose output is bounded by the hard
+//! limit too (1009), corrupt data being 1002; UTF-8 is checked after.
 //!
 //! Pings and closes are returned to the session, which answers them through
 //! its own writer ([`super::writer`]).
@@ -62,6 +69,8 @@ pub enum Frame {
 /// A frame header, parsed.
 struct Head {
     fin: bool,
+    /// RSV1: a compressed message (permessage-deflate).
+    rsv1: bool,
     opcode: u8,
     mask: [u8; 4],
     /// Header bytes, mask included.
@@ -71,17 +80,23 @@ struct Head {
 
 /// The header at the start of `buf`, `None` while incomplete. The declared
 /// length is checked against `limit` as soon as it is known.
-fn head(buf: &[u8], limit: usize) -> Result<Option<Head>, ReadError> {
+fn head(buf: &[u8], limit: usize, deflate: bool) -> Result<Option<Head>, ReadError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    let rsv1 = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0 || (rsv1 && !deflate) {
         return Err(ReadError::Protocol("reserved bits set"));
     }
     let fin = b0 & 0x80 != 0;
     let opcode = b0 & 0x0f;
     if !matches!(opcode, CONTINUATION | TEXT | BINARY | CLOSE | PING | PONG) {
         return Err(ReadError::Protocol("unknown opcode"));
+    }
+    if rsv1 && !matches!(opcode, TEXT | BINARY) {
+        return Err(ReadError::Protocol(
+            "RSV1 on a continuation or control frame",
+        ));
     }
     if b1 & 0x80 == 0 {
         return Err(ReadError::Protocol("unmasked frame from a client"));
@@ -119,6 +134,7 @@ fn head(buf: &[u8], limit: usize) -> Result<Option<Head>, ReadError> {
     };
     Ok(Some(Head {
         fin,
+        rsv1,
         opcode,
         mask,
         size: at + 4,
@@ -153,7 +169,13 @@ fn close_frame(payload: &[u8]) -> Result<Frame, ReadError> {
     }
 }
 
-fn data(opcode: u8, payload: Vec<u8>) -> Result<Frame, ReadError> {
+/// A data message, reassembled: inflated first if `compressed`.
+fn data(opcode: u8, payload: Vec<u8>, compressed: bool, limit: usize) -> Result<Frame, ReadError> {
+    let payload = if compressed {
+        crate::deflate::inflate(&payload, limit)?
+    } else {
+        payload
+    };
     if opcode == TEXT {
         String::from_utf8(payload)
             .map(Frame::Text)
@@ -173,9 +195,26 @@ pub struct Reader {
     message: Vec<u8>,
     /// The opcode of that message (text or binary), 0 when none is open.
     opcode: u8,
+    /// That message is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// permessage-deflate was negotiated: RSV1 is allowed.
+    deflate: bool,
 }
 
 impl Reader {
+    /// A reader for a connection that negotiated permessage-deflate, or not.
+    pub fn new(deflate: bool) -> Reader {
+        Reader {
+            deflate,
+            ..Reader::default()
+        }
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn deflate(&self) -> bool {
+        self.deflate
+    }
+
     /// Parses the frame at the start of `buf`: `None` while incomplete,
     /// else the bytes it took and the message or control frame it finished
     /// (`None` for a fragment that does not end its message).
@@ -184,7 +223,7 @@ impl Reader {
         buf: &[u8],
         limit: usize,
     ) -> Result<Option<(usize, Option<Frame>)>, ReadError> {
-        let Some(h) = head(buf, limit)? else {
+        let Some(h) = head(buf, limit, self.deflate)? else {
             return Ok(None);
         };
         match h.opcode {
@@ -210,7 +249,9 @@ impl Reader {
                 unmask(&mut self.message[start..], h.mask);
                 if h.fin {
                     let opcode = std::mem::take(&mut self.opcode);
-                    Some(data(opcode, std::mem::take(&mut self.message))?)
+                    let compressed = std::mem::take(&mut self.compressed);
+                    let message = std::mem::take(&mut self.message);
+                    Some(data(opcode, message, compressed, limit)?)
                 } else {
                     None
                 }
@@ -222,9 +263,10 @@ impl Reader {
                     CLOSE => Some(close_frame(&payload)?),
                     PING => Some(Frame::Ping(payload)),
                     PONG => Some(Frame::Pong),
-                    _ if h.fin => Some(data(opcode, payload)?),
+                    _ if h.fin => Some(data(opcode, payload, h.rsv1, limit)?),
                     _ => {
                         self.opcode = opcode;
+                        self.compressed = h.rsv1;
                         self.message = payload;
                         None
                     }

@@ -291,3 +291,125 @@ async fn reads_frames_from_a_socket_and_ends_at_eof() {
     writer.await.unwrap();
     assert_eq!(r.next(&mut server, LIMIT).await, None);
 }
+
+/// The same reading as [`read_all`], on a connection that negotiated
+/// permessage-deflate, for every chunking.
+fn read_deflate(wire: &[u8], limit: usize) -> Vec<Result<Frame, ReadError>> {
+    let all = |chunk: usize| {
+        let mut r = Reader::new(true);
+        let mut out = Vec::new();
+        for part in wire.chunks(chunk.max(1)) {
+            let mut next = r.feed(part, limit);
+            loop {
+                match next {
+                    Ok(Some(f)) => out.push(Ok(f)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(Err(e));
+                        return out;
+                    }
+                }
+                next = r.next_pending(limit);
+            }
+        }
+        out
+    };
+    let whole = all(wire.len());
+    for chunk in [1, 3, 125, 4096] {
+        assert_eq!(all(chunk), whole, "chunk {chunk}");
+    }
+    whole
+}
+
+fn rsv1(mut wire: Vec<u8>) -> Vec<u8> {
+    wire[0] |= 0x40;
+    wire
+}
+
+#[test]
+fn compressed_messages_with_deflate_negotiated() {
+    let text = "hello compressed world ".repeat(20);
+    let c = crate::deflate::compress(text.as_bytes()).unwrap();
+    // One frame, and the same message in three fragments (RSV1 on the first).
+    let mut wire = rsv1(masked(true, TEXT, &c));
+    let (a, rest) = c.split_at(c.len() / 3);
+    let (b, rest) = rest.split_at(rest.len() / 2);
+    wire.extend(rsv1(masked(false, TEXT, a)));
+    wire.extend(masked(false, CONTINUATION, b));
+    wire.extend(masked(true, CONTINUATION, rest));
+    // An uncompressed message on the same connection (RSV1 clear).
+    wire.extend(masked(true, BINARY, b"plain"));
+    let bin = crate::deflate::compress(&[7u8; 3000]).unwrap();
+    wire.extend(rsv1(masked(true, BINARY, &bin)));
+    assert_eq!(
+        read_deflate(&wire, LIMIT),
+        vec![
+            Ok(Frame::Text(text.clone())),
+            Ok(Frame::Text(text)),
+            Ok(Frame::Binary(b"plain".to_vec())),
+            Ok(Frame::Binary(vec![7u8; 3000])),
+        ]
+    );
+}
+
+#[test]
+fn rsv1_rules() {
+    let c = crate::deflate::compress(b"abc").unwrap();
+    // Without negotiation RSV1 stays a protocol error.
+    assert_eq!(
+        read(&rsv1(masked(true, TEXT, &c)), LIMIT),
+        vec![Err(ReadError::Protocol("reserved bits set"))]
+    );
+    let on_continuation = [
+        masked(false, TEXT, b"ab"),
+        rsv1(masked(true, CONTINUATION, b"c")),
+    ]
+    .concat();
+    let cases = [
+        on_continuation,
+        rsv1(masked(true, PING, b"")),
+        rsv1(masked(true, CLOSE, b"")),
+        rsv1(masked(true, PONG, b"")),
+    ];
+    for wire in cases {
+        assert_eq!(
+            read_deflate(&wire, LIMIT),
+            vec![Err(ReadError::Protocol(
+                "RSV1 on a continuation or control frame"
+            ))],
+            "{wire:02x?}"
+        );
+    }
+    // RSV2 and RSV3 are never allowed.
+    for rsv in [0x20u8, 0x10] {
+        let mut wire = masked(true, TEXT, b"x");
+        wire[0] |= rsv;
+        assert_eq!(
+            read_deflate(&wire, LIMIT),
+            vec![Err(ReadError::Protocol("reserved bits set"))]
+        );
+    }
+}
+
+#[test]
+fn inflated_messages_are_bounded_and_checked() {
+    let limit = 16 * 1024;
+    // A bomb: 10 MB of zeros in a few KiB, closed at the limit (1009).
+    let bomb = crate::deflate::compress(&vec![0u8; 10 << 20]).unwrap();
+    assert!(bomb.len() < limit);
+    assert_eq!(
+        read_deflate(&rsv1(masked(true, BINARY, &bomb)), limit),
+        vec![Err(ReadError::TooBig { limit })]
+    );
+    // Data that does not inflate: 1002.
+    assert_eq!(
+        read_deflate(&rsv1(masked(true, BINARY, &[0xff, 0xff, 0xff])), limit),
+        vec![Err(ReadError::Protocol("invalid compressed data"))]
+    );
+    // Text that is not UTF-8 once inflated: 1007.
+    let bad = crate::deflate::compress(&[0xc3, 0x28]).unwrap();
+    assert_eq!(
+        read_deflate(&rsv1(masked(true, TEXT, &bad)), limit),
+        vec![Err(ReadError::Utf8)]
+    );
+}

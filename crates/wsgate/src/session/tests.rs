@@ -46,7 +46,7 @@ fn identity(user: &str) -> Identity {
 /// Starts a session of `user`; returns the client's end of the socket.
 async fn connect(env: &Arc<Shared>, user: &str) -> WebSocketStream<DuplexStream> {
     let (server, client) = tokio::io::duplex(1 << 16);
-    tokio::spawn(run(env.clone(), server, identity(user), Codec::Json));
+    tokio::spawn(run(env.clone(), server, identity(user), Codec::Json, false));
     WebSocketStream::from_raw_socket(client, Role::Client, None).await
 }
 
@@ -88,7 +88,13 @@ async fn raw_frame(io: &mut DuplexStream) -> (u8, Vec<u8>) {
 async fn a_client_silent_for_ping_interval_plus_pong_timeout_is_closed_1001() {
     let env = node();
     let (server, mut io) = tokio::io::duplex(1 << 16);
-    tokio::spawn(run(env.clone(), server, identity("alice"), Codec::Json));
+    tokio::spawn(run(
+        env.clone(),
+        server,
+        identity("alice"),
+        Codec::Json,
+        false,
+    ));
     let (op, welcome) = raw_frame(&mut io).await;
     assert_eq!(op, 0x1, "the welcome is a text frame");
     assert!(String::from_utf8_lossy(&welcome).contains("welcome"));

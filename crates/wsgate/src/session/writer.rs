@@ -38,6 +38,15 @@ impl Head {
     const CLOSE: u8 = 0x8;
     const PING: u8 = 0x9;
     const PONG: u8 = 0xA;
+    /// RSV1 in the first byte: a compressed message (RFC 7692).
+    const RSV1: u8 = 0x40;
+
+    fn data(codec: Codec) -> u8 {
+        match codec {
+            Codec::Json => Head::TEXT,
+            Codec::Msgpack => Head::BINARY,
+        }
+    }
 
     fn new(opcode: u8, payload: usize) -> Head {
         let mut bytes = [0u8; 10];
@@ -73,12 +82,16 @@ pub struct Writer {
 impl Writer {
     /// Queues one data frame: text for JSON, binary for MessagePack.
     pub fn data(&mut self, codec: Codec, payload: Bytes) {
-        let opcode = match codec {
-            Codec::Json => Head::TEXT,
-            Codec::Msgpack => Head::BINARY,
-        };
         self.frames
-            .push((Head::new(opcode, payload.len()), payload));
+            .push((Head::new(Head::data(codec), payload.len()), payload));
+    }
+
+    /// Queues one data frame whose payload is a deflated message
+    /// (permessage-deflate): the same frame with RSV1 set. Data frames only.
+    pub fn deflated(&mut self, codec: Codec, payload: Bytes) {
+        let mut head = Head::new(Head::data(codec), payload.len());
+        head.bytes[0] |= Head::RSV1;
+        self.frames.push((head, payload));
     }
 
     /// Queues a ping with no payload.

@@ -54,6 +54,7 @@ async fn connect(server: &Server, user: &str) -> WebSocketStream<DuplexStream> {
         near,
         identity,
         Codec::Json,
+        false,
     ));
     let mut ws = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
     match ws.next().await.expect("open").expect("a frame") {
