@@ -11,7 +11,7 @@
 //!
 //! Inbound, [`inflate`] bounds its OUTPUT at the hard message limit: it
 //! inflates into a buffer that grows in steps and never past `limit + 1`
-//! bytes, and stops with [`ReadError::TooBig`] (close 1009) once the message
+//! bytes, and stops with [`InflateError::TooBig`] (close 1009) once the message
 //! would exceed it, so a deflate bomb costs at most the limit in memory.
 //! Data that does not inflate is a protocol error (1002: RFC 7692 asks the
 //! endpoint to fail the connection and names no close code).
@@ -19,7 +19,16 @@
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::errors::ReadError;
+/// Why a compressed message could not be inflated.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InflateError {
+    /// It inflates to more than the limit (close 1009).
+    #[error("a compressed message over the hard limit of {limit} bytes once inflated")]
+    TooBig { limit: usize },
+    /// It is not raw deflate data (close 1002).
+    #[error("invalid compressed data")]
+    Corrupt,
+}
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 const NAME: &str = "permessage-deflate";
@@ -131,10 +140,10 @@ pub fn compress(payload: &[u8]) -> Option<Bytes> {
 }
 
 /// A compressed message's payload inflated, at most `limit` bytes: more is
-/// [`ReadError::TooBig`], found without holding more than `limit + 1` bytes;
-/// data that is not raw deflate is [`ReadError::Protocol`].
-pub fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, ReadError> {
-    let corrupt = |_| ReadError::Protocol("invalid compressed data");
+/// [`InflateError::TooBig`], found without holding more than `limit + 1`
+/// bytes; data that is not raw deflate is [`InflateError::Corrupt`].
+pub fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
+    let corrupt = |_| InflateError::Corrupt;
     let mut z = Decompress::new(false);
     let cap = limit.saturating_add(1);
     let mut out = Vec::with_capacity(data.len().saturating_mul(2).max(STEP).min(cap));
@@ -146,7 +155,7 @@ pub fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, ReadError> {
         loop {
             if out.len() == out.capacity() {
                 if out.len() > limit {
-                    return Err(ReadError::TooBig { limit });
+                    return Err(InflateError::TooBig { limit });
                 }
                 let grow = out.capacity().max(STEP).min(cap - out.len());
                 out.reserve_exact(grow);
@@ -157,7 +166,7 @@ pub fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, ReadError> {
                 .map_err(corrupt)?;
             at += usize::try_from(z.total_in() - before_in).unwrap_or(input.len());
             if out.len() > limit {
-                return Err(ReadError::TooBig { limit });
+                return Err(InflateError::TooBig { limit });
             }
             if status == Status::StreamEnd {
                 // A final block (BFINAL) ends the message; the rest is ignored.
@@ -169,7 +178,7 @@ pub fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, ReadError> {
             }
             if room_left && z.total_in() == before_in && out.len() == before_out {
                 // Neither input taken nor output made with room to spare.
-                return Err(ReadError::Protocol("invalid compressed data"));
+                return Err(InflateError::Corrupt);
             }
         }
     }

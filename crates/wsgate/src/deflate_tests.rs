@@ -43,7 +43,7 @@ fn inflate_stops_at_the_limit() {
     assert!(bomb.len() < 20_000, "{}", bomb.len());
     assert!(matches!(
         inflate(&bomb, 65_536),
-        Err(ReadError::TooBig { limit: 65_536 })
+        Err(InflateError::TooBig { limit: 65_536 })
     ));
     // Exactly the limit is fine; one byte more is not.
     let at = vec![0u8; 65_536];
@@ -54,7 +54,7 @@ fn inflate_stops_at_the_limit() {
     let over = vec![0u8; 65_537];
     assert!(matches!(
         inflate(&compress(&over).unwrap(), 65_536),
-        Err(ReadError::TooBig { .. })
+        Err(InflateError::TooBig { .. })
     ));
 }
 
@@ -62,10 +62,7 @@ fn inflate_stops_at_the_limit() {
 fn inflate_refuses_corrupt_data() {
     // 0xff: BTYPE 11, a reserved block type.
     for bad in [&[0xffu8, 0xff, 0xff][..], &[0x07, 0x00]] {
-        assert!(
-            matches!(inflate(bad, 1000), Err(ReadError::Protocol(_))),
-            "{bad:?}"
-        );
+        assert!(inflate(bad, 1000) == Err(InflateError::Corrupt), "{bad:?}");
     }
 }
 

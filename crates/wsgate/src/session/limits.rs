@@ -1,11 +1,23 @@
-//! Per-connection limits: the frame rate limit and the protocol-error window.
+//! Per-connection limits: the frame rate limit, the protocol-error window,
+//! and the token's deadline.
 //!
-//! Both are a few bytes per connection and take `now` as an argument, so they
-//! are tested without a clock.
+//! The first two are a few bytes per connection and take `now` as an
+//! argument, so they are tested without a clock.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::auth::Identity;
+use crate::clock::now_ms;
+
+/// When the token expires, or `None` for no expiry (anonymous) or an `exp`
+/// too far ahead for the clock to represent (never reached in practice).
+pub fn token_deadline(identity: &Identity) -> Option<Instant> {
+    let exp = identity.expires_at?;
+    let now = now_ms() / 1000;
+    Instant::now().checked_add(Duration::from_secs(exp.saturating_sub(now)))
+}
 
 /// Token bucket: `rate` frames per second, burst `2 × rate`.
 #[derive(Debug)]

@@ -25,6 +25,7 @@
 
 mod busy;
 mod close;
+mod compress;
 #[cfg(test)]
 mod footprint;
 pub mod limits;
@@ -54,7 +55,7 @@ use crate::hub::{encode, Conn, Outgoing, Wake};
 use crate::metrics::{Metrics, RejectReason};
 use crate::node::Node;
 use busy::Busy;
-use limits::RateLimiter;
+use limits::{token_deadline, RateLimiter};
 
 /// How long a close handshake may take before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -153,14 +154,6 @@ where
         recovery: None,
     };
     session.run()
-}
-
-/// When the token expires, or `None` for no expiry (anonymous) or an `exp`
-/// too far ahead for the clock to represent (never reached in practice).
-fn token_deadline(identity: &Identity) -> Option<Instant> {
-    let exp = identity.expires_at?;
-    let now = now_ms() / 1000;
-    Instant::now().checked_add(Duration::from_secs(exp.saturating_sub(now)))
 }
 
 struct Session<S> {
@@ -346,22 +339,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         d
     }
 
-    /// Whether a payload of `len` bytes goes out compressed: permessage-deflate
-    /// negotiated and the payload at least `--compression-min-bytes`.
-    fn compresses(&self, len: usize) -> bool {
-        self.reader.deflate() && len >= self.env.config.compression_min_bytes
-    }
-
     fn queue(&mut self, frame: &ServerFrame) {
-        let Some(bytes) = encode(self.codec, frame) else {
-            return;
-        };
-        match Some(&bytes)
-            .filter(|b| self.compresses(b.len()))
-            .and_then(|b| crate::deflate::compress(b))
-        {
-            Some(deflated) => self.out.deflated(self.codec, deflated),
-            None => self.out.data(self.codec, bytes),
+        if let Some(bytes) = encode(self.codec, frame) {
+            self.queue_data(bytes, None);
         }
     }
 
@@ -369,14 +349,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let Some(bytes) = d.payload(self.codec) else {
             return;
         };
-        // Compressed once per codec for every receiver (cached in `d`).
-        match Some(())
-            .filter(|()| self.compresses(bytes.len()))
-            .and_then(|()| d.deflated(self.codec))
-        {
-            Some(deflated) => self.out.deflated(self.codec, deflated),
-            None => self.out.data(self.codec, bytes),
-        }
+        self.queue_data(bytes, Some(d));
         if let Some((kind, accepted_ms)) = d.message_info() {
             let latency = now_ms().saturating_sub(accepted_ms) as f64 / 1000.0;
             self.env.metrics.delivered(kind, latency);

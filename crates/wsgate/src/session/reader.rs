@@ -34,6 +34,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
+use crate::deflate::InflateError;
+
 pub use crate::errors::ReadError;
 
 /// Bytes read per read, on the stack.
@@ -172,7 +174,10 @@ fn close_frame(payload: &[u8]) -> Result<Frame, ReadError> {
 /// A data message, reassembled: inflated first if `compressed`.
 fn data(opcode: u8, payload: Vec<u8>, compressed: bool, limit: usize) -> Result<Frame, ReadError> {
     let payload = if compressed {
-        crate::deflate::inflate(&payload, limit)?
+        crate::deflate::inflate(&payload, limit).map_err(|e| match e {
+            InflateError::TooBig { limit } => ReadError::TooBig { limit },
+            InflateError::Corrupt => ReadError::Protocol("invalid compressed data"),
+        })?
     } else {
         payload
     };

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use wsgate_protocol::{ClientFrame, ClientRequest, Reply, ServerFrame, Target};
 
+use super::limits::token_deadline;
 use super::recovery::Recovery;
-use super::{token_deadline, Handled, Session};
+use super::{Handled, Session};
 use crate::errors::RequestError;
 use crate::inbox::Sender;
 
