@@ -16,8 +16,10 @@
 
 use std::time::Instant;
 
-use super::conn::{Role, SendKind};
-use super::traffic::{broadcast, join_rooms, measure, plan, start_window, tally};
+use super::conn::SendKind;
+use super::traffic::{
+    broadcast, join_rooms, measure_and_tally, plan, sender_or_receiver, start_window,
+};
 use super::{unpark_all, Ctx};
 use crate::cli::{BroadcastArgs, LargeRoomArgs};
 use crate::link::Ctl;
@@ -72,36 +74,17 @@ pub async fn large_room(
     let conns = joined
         .into_iter()
         .map(|(g, client, early)| {
-            let role = if g < senders {
-                let mut p = plan(
+            let send = (g < senders).then(|| {
+                plan(
                     &args.traffic,
                     SendKind::Publish(room.clone()),
                     rate,
                     g,
                     start,
-                );
-                p.until = until;
-                Role {
-                    send: Some(p),
-                    ..Role::default()
-                }
-            } else {
-                Role {
-                    receive: true,
-                    ..Role::default()
-                }
-            };
-            (g, g, client, role, early)
+                )
+            });
+            (g, g, client, sender_or_receiver(send, until), early)
         })
-        .collect::<Vec<_>>();
-    result.senders = conns.iter().filter(|c| c.3.send.is_some()).count() as u64;
-    result.receivers = conns.len() as u64 - result.senders;
-    let outcomes = measure(ctx, &args.traffic, ctl, conns, until).await?;
-    tally(
-        ctx,
-        outcomes.into_iter().map(|(_, o)| o).collect(),
-        &mut result,
-    )
-    .await;
-    Ok(result)
+        .collect();
+    measure_and_tally(ctx, &args.traffic, ctl, conns, until, result).await
 }

@@ -150,25 +150,45 @@ pub async fn broadcast(
     let conns = clients
         .into_iter()
         .map(|(g, client, early)| {
-            let role = if g >= args.connections {
-                let mut p = plan(&args.traffic, SendKind::Broadcast, rate, g, start);
-                p.until = until;
-                Role {
-                    send: Some(p),
-                    ..Role::default()
-                }
-            } else {
-                Role {
-                    receive: true,
-                    ..Role::default()
-                }
-            };
-            (g, g, client, role, early)
+            let send = (g >= args.connections)
+                .then(|| plan(&args.traffic, SendKind::Broadcast, rate, g, start));
+            (g, g, client, sender_or_receiver(send, until), early)
         })
-        .collect::<Vec<_>>();
+        .collect();
+    measure_and_tally(ctx, &args.traffic, ctl, conns, until, result).await
+}
+
+/// A sender's role (sending `plan` until `until`) or, without a plan, a
+/// receiver's.
+pub(super) fn sender_or_receiver(plan: Option<SendPlan>, until: Instant) -> Role {
+    match plan {
+        Some(mut p) => {
+            p.until = until;
+            Role {
+                send: Some(p),
+                ..Role::default()
+            }
+        }
+        None => Role {
+            receive: true,
+            ..Role::default()
+        },
+    }
+}
+
+/// Counts senders and receivers, runs the measured window and adds every
+/// connection's outcome to `result`.
+pub(super) async fn measure_and_tally(
+    ctx: &Ctx,
+    traffic: &Traffic,
+    ctl: &mut Ctl,
+    conns: Vec<(u64, u64, Client, Role, Vec<Early>)>,
+    until: Instant,
+    mut result: WorkerResult,
+) -> Result<WorkerResult, String> {
     result.senders = conns.iter().filter(|c| c.3.send.is_some()).count() as u64;
     result.receivers = conns.len() as u64 - result.senders;
-    let outcomes = measure(ctx, &args.traffic, ctl, conns, until).await?;
+    let outcomes = measure(ctx, traffic, ctl, conns, until).await?;
     tally(
         ctx,
         outcomes.into_iter().map(|(_, o)| o).collect(),
@@ -178,7 +198,6 @@ pub async fn broadcast(
     Ok(result)
 }
 
-/// Joins every opened member to its room; returns the members that joined.
 pub(super) async fn join_rooms(
     ctx: &Ctx,
     members: u64,
