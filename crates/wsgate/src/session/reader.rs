@@ -46,12 +46,13 @@ const FRAMES_PER_POLL: usize = 64;
 /// A `pending` buffer larger than this is shrunk once its frame is consumed.
 const KEEP_PENDING: usize = SCRATCH;
 
+/// RFC 6455 opcodes (the writer frames with the same ones).
 const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
+pub(super) const TEXT: u8 = 0x1;
+pub(super) const BINARY: u8 = 0x2;
+pub(super) const CLOSE: u8 = 0x8;
+pub(super) const PING: u8 = 0x9;
+pub(super) const PONG: u8 = 0xA;
 
 /// A message or control frame from the client.
 #[derive(Debug, PartialEq, Eq)]

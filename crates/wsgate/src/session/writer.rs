@@ -21,6 +21,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use wsgate_protocol::Codec;
 
+use super::reader::{BINARY, CLOSE, PING, PONG, TEXT};
+
 /// Most slices given to one vectored write (two per frame).
 const SLICES: usize = 128;
 
@@ -33,18 +35,13 @@ struct Head {
 }
 
 impl Head {
-    const TEXT: u8 = 0x1;
-    const BINARY: u8 = 0x2;
-    const CLOSE: u8 = 0x8;
-    const PING: u8 = 0x9;
-    const PONG: u8 = 0xA;
     /// RSV1 in the first byte: a compressed message (RFC 7692).
     const RSV1: u8 = 0x40;
 
     fn data(codec: Codec) -> u8 {
         match codec {
-            Codec::Json => Head::TEXT,
-            Codec::Msgpack => Head::BINARY,
+            Codec::Json => TEXT,
+            Codec::Msgpack => BINARY,
         }
     }
 
@@ -96,13 +93,12 @@ impl Writer {
 
     /// Queues a ping with no payload.
     pub fn ping(&mut self) {
-        self.frames.push((Head::new(Head::PING, 0), Bytes::new()));
+        self.frames.push((Head::new(PING, 0), Bytes::new()));
     }
 
     /// Queues a pong echoing a ping's payload (at most 125 bytes).
     pub fn pong(&mut self, payload: Bytes) {
-        self.frames
-            .push((Head::new(Head::PONG, payload.len()), payload));
+        self.frames.push((Head::new(PONG, payload.len()), payload));
     }
 
     /// Queues a close frame: the code and reason, or an empty payload. The
@@ -119,7 +115,7 @@ impl Writer {
             payload.extend_from_slice(&reason.as_bytes()[..end]);
         }
         self.frames
-            .push((Head::new(Head::CLOSE, payload.len()), Bytes::from(payload)));
+            .push((Head::new(CLOSE, payload.len()), Bytes::from(payload)));
     }
 
     pub fn is_empty(&self) -> bool {
