@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
             Version::V2 => assert!(len <= 16 + MAX_V2_PAYLOAD && mode.accepts_v2()),
         }
         match parse(&data[..len], mode) {
-            Ok(Parsed::Complete { header: again, len: l }) => {
+            Ok(Parsed::Complete {
+                header: again,
+                len: l,
+            }) => {
                 assert_eq!((again, l), (header, len));
             }
             other => panic!("cut at its length: {other:?}"),

@@ -14,7 +14,7 @@ use wsgate::session::reader::{Frame, ReadError, Reader, SCRATCH};
 /// Every frame read from `wire` fed `chunk` bytes at a time, and the error
 /// that ended it if any.
 fn read(wire: &[u8], chunk: usize, limit: usize, deflate: bool) -> (Vec<Frame>, Option<ReadError>) {
-    let mut reader = Reader::new(deflate);
+    let mut reader = Reader::new(deflate, Default::default());
     let mut frames = Vec::new();
     for part in wire.chunks(chunk) {
         let mut next = reader.feed(part, limit);

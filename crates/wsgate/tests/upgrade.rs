@@ -511,3 +511,58 @@ async fn the_server_picks_our_subprotocol_among_several_and_frames_are_binary() 
     let pong: Value = rmp_serde::from_slice(&bytes).unwrap();
     assert_eq!(pong, json!({"type": "pong", "ref": 7}));
 }
+
+/// A masked client text frame (RFC 6455 5.3), for payloads under 126 bytes.
+fn masked_text(payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test]
+async fn frames_sent_right_behind_the_upgrade_request_are_handled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = config();
+    c.jwt_secret = None;
+    c.allow_anonymous = true;
+    let node = start(c).await;
+    let mut request = String::from("GET /ws?user=early HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in UPGRADE {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    // The request and two frames in one write: hyper reads them together,
+    // and the frames must reach the session in order, none dropped.
+    let mut bytes = request.into_bytes();
+    bytes.extend(masked_text(br#"{"type":"ping","ref":"first"}"#));
+    bytes.extend(masked_text(br#"{"type":"ping","ref":"second"}"#));
+    let mut socket = tokio::net::TcpStream::connect(node.public).await.unwrap();
+    socket.write_all(&bytes).await.unwrap();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(T, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&seen).contains(r#""ref":"second""#) {
+                return;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&seen);
+    assert!(read.is_ok(), "no pong to the second early frame: {text}");
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    let first = text
+        .find(r#""ref":"first""#)
+        .expect("a pong to the first frame");
+    let second = text.find(r#""ref":"second""#).unwrap();
+    assert!(
+        text.find("welcome").unwrap() < first && first < second,
+        "{text}"
+    );
+}

@@ -192,7 +192,12 @@ impl Broker for MemoryBroker {
 
     async fn user_connections(&self, user: &str, delta: i64) -> Result<(), BrokerError> {
         let mut state = self.bus.lock();
-        let per_node = state.users.entry(user.to_owned()).or_default();
+        // Room for one node: most users are on one (a `Vec`'s first push
+        // would take four entries).
+        let per_node = state
+            .users
+            .entry(user.to_owned())
+            .or_insert_with(|| Vec::with_capacity(1));
         let i = match per_node.iter().position(|(n, _)| **n == *self.node) {
             Some(i) => i,
             None => {

@@ -139,7 +139,11 @@ impl Hub {
     pub fn add(&self, conn: &Arc<Conn>) -> bool {
         write!(self.conns).insert(conn.id, conn.clone());
         let mut users = write!(self.users);
-        let list = users.entry(conn.user.clone()).or_default();
+        // Most users have one connection: room for exactly one (a `Vec`'s
+        // first push would take four), grown as usual from there.
+        let list = users
+            .entry(conn.user.clone())
+            .or_insert_with(|| Vec::with_capacity(1));
         list.push(conn.clone());
         list.len() == 1
     }

@@ -20,7 +20,7 @@
 //! ends it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -55,9 +55,13 @@ pub struct Conn {
     outbox: Mutex<Outbox>,
     capacity: usize,
     close: AtomicU16,
-    /// Wakes the session when frames are queued or a close is requested:
-    /// one `Notify` for both, so a waiting session holds one waiter, not two
-    /// (the close request is read from `close` on every wake-up).
+    /// Set by the node's timer wheel when one of the session's deadlines is
+    /// due ([`Conn::ring`]); taken by [`Conn::wait`].
+    alarm: AtomicBool,
+    /// Wakes the session when frames are queued, a close is requested or a
+    /// deadline is due: one `Notify` for all three, so a waiting session
+    /// holds one waiter, not three (the close request and the alarm are read
+    /// from their flags on every wake-up).
     wake: Notify,
 }
 
@@ -68,6 +72,9 @@ pub enum Wake {
     Kicked(CloseCode),
     /// Frames may have been queued.
     Queued,
+    /// A deadline is due (the timer wheel rang). Frames may be queued too:
+    /// the wait is re-armed, so the next one returns at once.
+    Alarm,
 }
 
 /// Queue capacity kept when an outbox drains; larger buffers are released.
@@ -118,6 +125,7 @@ impl Conn {
             outbox: Mutex::new(Outbox::default()),
             capacity,
             close: AtomicU16::new(0),
+            alarm: AtomicBool::new(false),
             wake: Notify::new(),
         })
     }
@@ -278,10 +286,21 @@ impl Conn {
             return Wake::Kicked(code);
         }
         self.wake.notified().await;
-        match self.kicked() {
-            Some(code) => Wake::Kicked(code),
-            None => Wake::Queued,
+        if let Some(code) = self.kicked() {
+            return Wake::Kicked(code);
         }
+        if self.alarm.swap(false, Ordering::AcqRel) {
+            // The one wake-up may also stand for queued frames: keep it.
+            self.wake.notify_one();
+            return Wake::Alarm;
+        }
+        Wake::Queued
+    }
+
+    /// Tells the session that one of its deadlines is due (the timer wheel).
+    pub fn ring(&self) {
+        self.alarm.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 
     /// Re-arms [`Conn::wait`]: frames were left in the queue, or a wake-up
@@ -312,11 +331,13 @@ impl Conn {
     /// wake-up meant for queued frames: the caller gives it back with
     /// [`Conn::rearm`] once it waits with [`Conn::wait`] again.
     pub async fn wait_kicked(&self, queued: &mut bool) -> CloseCode {
+        // Only the close flag is read: an alarm stays set for the next wait.
         loop {
-            match self.wait().await {
-                Wake::Kicked(code) => return code,
-                Wake::Queued => *queued = true,
+            if let Some(code) = self.kicked() {
+                return code;
             }
+            self.wake.notified().await;
+            *queued = true;
         }
     }
 }

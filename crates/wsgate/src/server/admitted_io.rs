@@ -137,6 +137,12 @@ impl AdmittedIo {
         }
     }
 
+    /// The socket, once it is a WebSocket's (admission has nothing left to
+    /// do), and the bytes read before HTTP that were not consumed.
+    pub fn into_socket(self) -> (TcpStream, Bytes) {
+        (self.inner, self.prefix)
+    }
+
     /// Drives the refusal; `Ready(Ok(()))` with nothing read is the end of
     /// file hyper sees.
     fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::future::{Either, FutureExt};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -25,6 +26,7 @@ use tracing::{debug, Instrument};
 use wsgate_protocol::Codec;
 
 use super::admission::Refusal;
+use super::admitted_io::AdmittedIo;
 use super::{Admit, Server};
 use crate::client_addr::ClientAddr;
 use crate::config::OriginPolicy;
@@ -263,14 +265,19 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
     // here each step's closure is consumed when the step is done, and only the
     // connection's slots stay (released when the session ends).
     let slots = (connection_slot, ip_slot);
-    let session = on_upgrade.then(move |upgraded| match upgraded {
-        Ok(upgraded) => {
+    let session = on_upgrade.then(move |upgraded| match upgraded.map(into_socket) {
+        Ok(Ok((socket, early))) => {
             metrics.connections_accepted.inc();
-            let io = TokioIo::new(upgraded);
             Either::Left(
-                crate::session::run(sessions, io, identity, codec, deflate.is_some())
+                crate::session::run(sessions, socket, identity, codec, deflate.is_some(), early)
                     .map(move |()| drop(slots)),
             )
+        }
+        Ok(Err(())) => {
+            // Cannot happen: `/ws` is only routed on the public listener,
+            // whose connections are all `AdmittedIo`.
+            tracing::error!("The upgraded connection is not a public listener's socket; dropped.");
+            Either::Right(std::future::ready(()))
         }
         Err(e) => {
             debug!(error = %e, "Upgrade failed after the 101.");
@@ -308,6 +315,22 @@ pub fn upgrade(server: &Arc<Server>, mut req: Request<Incoming>, admit: Admit) -
         );
     }
     res
+}
+
+/// The socket under hyper's upgraded IO, and every byte read from it that no
+/// one consumed yet (frames the client sent right behind its request): the
+/// session reads the socket itself, so hyper's boxed IO (and its
+/// allocation) is dropped here. `Err` when the IO is not a public
+/// listener's [`AdmittedIo`].
+fn into_socket(upgraded: hyper::upgrade::Upgraded) -> Result<(tokio::net::TcpStream, Bytes), ()> {
+    let parts = upgraded.downcast::<TokioIo<AdmittedIo>>().map_err(|_| ())?;
+    let (socket, unread) = parts.io.into_inner().into_socket();
+    let early = match (unread.is_empty(), parts.read_buf.is_empty()) {
+        (_, true) => unread,
+        (true, false) => parts.read_buf,
+        (false, false) => [unread, parts.read_buf].concat().into(),
+    };
+    Ok((socket, early))
 }
 
 #[cfg(test)]

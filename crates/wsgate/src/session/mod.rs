@@ -1,11 +1,13 @@
 //! One WebSocket connection: the read loop, the write path, heartbeats, token
 //! expiry, limits, and the inbox replay at connect.
 //!
-//! A session is one task waiting on three things at once: one timer (next
-//! ping, heartbeat deadline, token expiry, ack redelivery; inline in the
-//! task, not boxed), the socket, and one wake-up shared by the connection's
-//! bounded outbox and its close request (drain, slow consumer, API
-//! disconnect; `hub::Conn`). A close request is checked first on every turn.
+//! A session is one task waiting on two things at once: the socket, and one
+//! wake-up shared by the connection's bounded outbox, its close request
+//! (drain, slow consumer, API disconnect; `hub::Conn`) and its alarm. The
+//! alarm is rung by the node's timer wheel ([`wheel`]) when the session's
+//! next deadline is due (next ping, heartbeat deadline, token expiry, ack
+//! redelivery): a session holds no timer of its own. A close request is
+//! checked first on every turn.
 //! When only the outbox woke the session, the socket is not polled (its
 //! readiness is kept for the next turn), and a batch that leaves frames
 //! queued makes the next turn read first, so neither side starves the other.
@@ -26,6 +28,7 @@
 mod busy;
 mod close;
 mod compress;
+mod deadlines;
 #[cfg(test)]
 mod footprint;
 pub mod limits;
@@ -33,6 +36,7 @@ pub mod reader;
 mod recovery;
 mod replay;
 mod requests;
+mod wheel;
 pub mod writer;
 
 use std::future::Future;
@@ -43,7 +47,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reader::{Frame, ReadError, Reader};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 use tracing::debug;
 use writer::Writer;
 use wsgate_protocol::{decode_client, CloseCode, Codec, ErrorCode, Kind, Ref, Reply, ServerFrame};
@@ -98,25 +102,32 @@ pub struct Shared {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     auth: Arc<Authenticator>,
+    /// Rings sessions when their deadlines are due.
+    wheel: Arc<wheel::Wheel>,
 }
 
 impl Shared {
+    /// Must be called inside a tokio runtime (the timer wheel's task starts here).
     pub fn new(
         node: Arc<Node>,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         auth: Arc<Authenticator>,
     ) -> Arc<Shared> {
+        let wheel = wheel::Wheel::start(wheel::tick_for(&config));
         Arc::new(Shared {
             node,
             config,
             metrics,
             auth,
+            wheel,
         })
     }
 }
 
-/// Runs a session to its end, then unregisters it.
+/// Runs a session to its end, then unregisters it. `early`: bytes the
+/// client sent right behind its upgrade request, read before the session
+/// began (frames to handle first).
 ///
 /// A plain function returning the session's future: the arguments move into
 /// the session here, so the long-lived future holds them once (an `async fn`
@@ -127,6 +138,7 @@ pub fn run<S>(
     identity: Identity,
     codec: Codec,
     deflate: bool,
+    early: Bytes,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -147,13 +159,18 @@ where
         identity,
         codec,
         io,
-        reader: Reader::new(deflate),
+        reader: Reader::new(deflate, early),
         taken: Vec::new(),
         out: Writer::default(),
         busy: None,
         recovery: None,
+        alarm: 0,
     };
-    session.run()
+    // The block owns the session and lends it to `run`: an `async fn`
+    // taking `self` by value would keep two copies of it in its state (the
+    // argument and its binding inside the body), one of them dead.
+    let mut session = session;
+    async move { session.run().await }
 }
 
 struct Session<S> {
@@ -177,6 +194,8 @@ struct Session<S> {
     busy: Option<Box<Busy>>,
     /// A join's room replay still to write (set by the request, run next).
     recovery: Option<Box<recovery::Recovery>>,
+    /// The wheel tick of the earliest alarm filed and not yet rung (0: none).
+    alarm: u64,
 }
 
 enum Event {
@@ -187,13 +206,13 @@ enum Event {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    async fn run(mut self) {
+    async fn run(&mut self) {
         let end = match Box::pin(self.env.node.connected(&self.conn)).await {
             Ok(()) => self.serve().await,
             Err(e) => {
                 debug!(user = %self.conn.user, error = %e, "Registry update failed; closing with 1013.");
-                self.close_with(CloseCode::TryAgainLater, REGISTRY_UNAVAILABLE)
-                    .await;
+                // Boxed: its await state is larger than `serve`'s.
+                Box::pin(self.close_with(CloseCode::TryAgainLater, REGISTRY_UNAVAILABLE)).await;
                 End::RegistryUnavailable
             }
         };
@@ -243,10 +262,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Err(end) = Box::pin(self.replay()).await {
             return end;
         }
-        // The session's one timer, inline in its future (no allocation):
-        // next ping, heartbeat deadline, token expiry, ack redelivery.
-        let timer = sleep_until(self.next_deadline());
-        tokio::pin!(timer);
         // Set when a batch left frames queued: the next turn polls the
         // socket before the outbox, so a full outbox cannot starve reads.
         let mut read_first = false;
@@ -255,10 +270,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some(code) = self.conn.kicked() {
                 return Box::pin(self.close(code)).await;
             }
-            let deadline = self.next_deadline();
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
+            self.file_alarm();
             // One wake-up for queued frames and close requests. Polled before
             // the socket (unless `read_first`): when only the outbox woke the
             // session, the read side (our frame reader, hyper's upgraded
@@ -270,9 +282,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let (io, reader) = (&mut self.io, &mut self.reader);
                 let mut wait = std::pin::pin!(self.conn.wait());
                 std::future::poll_fn(|cx| {
-                    if timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Event::Timer);
-                    }
                     if reads_first {
                         if let Poll::Ready(msg) = reader.poll_next(io, cx, limit) {
                             return Poll::Ready(Event::Read(msg));
@@ -282,6 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         return Poll::Ready(match wake {
                             Wake::Kicked(code) => Event::Kicked(code),
                             Wake::Queued => Event::Queued,
+                            Wake::Alarm => Event::Timer,
                         });
                     }
                     if !reads_first {
@@ -298,7 +308,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // idle session holds only the `select!` below.
             let step = match event {
                 Event::Kicked(code) => Err(Box::pin(self.close(code)).await),
-                Event::Timer => Box::pin(self.on_timer()).await,
+                Event::Timer => {
+                    self.alarm = 0;
+                    Box::pin(self.on_timer()).await
+                }
                 Event::Read(msg) => Box::pin(self.on_read(msg)).await,
                 Event::Queued => {
                     if self.conn.take(&mut self.taken, WRITE_BATCH) {
@@ -323,20 +336,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
         }
-    }
-
-    fn next_deadline(&self) -> Instant {
-        let config = &self.env.config;
-        let mut d = self
-            .next_ping
-            .min(self.last_read + config.ping_interval + config.pong_timeout);
-        if let Some(t) = self.token_deadline {
-            d = d.min(t);
-        }
-        if let Some((_, t)) = self.busy.as_deref().and_then(|b| b.unacked.front()) {
-            d = d.min(*t);
-        }
-        d
     }
 
     fn queue(&mut self, frame: &ServerFrame) {
@@ -400,43 +399,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err(self.close(code).await)
             }
         }
-    }
-
-    async fn on_timer(&mut self) -> Result<(), End> {
-        let now = Instant::now();
-        let config = &self.env.config;
-        if now >= self.last_read + config.ping_interval + config.pong_timeout {
-            debug!(user = %self.conn.user, "Heartbeat timeout.");
-            return Err(self.close(CloseCode::GoingAway).await);
-        }
-        if self.token_deadline.is_some_and(|t| now >= t) {
-            self.queue(&ServerFrame::Error {
-                r#ref: None,
-                code: ErrorCode::TokenExpired,
-                message: "the token expired and was not refreshed".into(),
-                retry_after_ms: None,
-            });
-            self.env.metrics.frame_error(ErrorCode::TokenExpired);
-            self.flush().await?;
-            return Err(self.close_with(CloseCode::Policy, "token expired").await);
-        }
-        if now >= self.next_ping {
-            self.out.ping();
-            self.next_ping = now + config.ping_interval;
-        }
-        let unacked = self.busy.as_deref_mut().map(|b| &mut b.unacked);
-        if let Some(unacked) = unacked.filter(|u| u.front().is_some_and(|(_, t)| now >= *t)) {
-            let mut due = Vec::new();
-            while let Some((id, t)) = unacked.front() {
-                if now < *t {
-                    break;
-                }
-                due.push(id.clone());
-                unacked.pop_front();
-            }
-            self.redeliver(&due).await;
-        }
-        Ok(())
     }
 
     async fn on_read(&mut self, msg: Option<Result<Frame, ReadError>>) -> Result<(), End> {

@@ -32,6 +32,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::deflate::InflateError;
@@ -208,10 +209,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader for a connection that negotiated permessage-deflate, or not.
-    pub fn new(deflate: bool) -> Reader {
+    /// A reader for a connection that negotiated permessage-deflate, or
+    /// not; `early` holds bytes already read from the socket, parsed first.
+    pub fn new(deflate: bool, early: Bytes) -> Reader {
         Reader {
             deflate,
+            pending: early.to_vec(),
             ..Reader::default()
         }
     }

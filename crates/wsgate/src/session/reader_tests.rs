@@ -296,7 +296,7 @@ async fn reads_frames_from_a_socket_and_ends_at_eof() {
 /// permessage-deflate, for every chunking.
 fn read_deflate(wire: &[u8], limit: usize) -> Vec<Result<Frame, ReadError>> {
     let all = |chunk: usize| {
-        let mut r = Reader::new(true);
+        let mut r = Reader::new(true, bytes::Bytes::new());
         let mut out = Vec::new();
         for part in wire.chunks(chunk.max(1)) {
             let mut next = r.feed(part, limit);

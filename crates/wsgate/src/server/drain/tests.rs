@@ -55,6 +55,7 @@ async fn connect(server: &Server, user: &str) -> WebSocketStream<DuplexStream> {
         identity,
         Codec::Json,
         false,
+        bytes::Bytes::new(),
     ));
     let mut ws = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
     match ws.next().await.expect("open").expect("a frame") {
