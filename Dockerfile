@@ -16,6 +16,8 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 # The whole workspace: cargo needs every member's manifest to resolve it.
 COPY Cargo.toml Cargo.lock ./
+# jemalloc's build-time settings (background purge, decay): see docs/operations.md.
+COPY .cargo ./.cargo
 COPY crates ./crates
 COPY loadtest ./loadtest
 # server/demo.rs embeds the demo page and the JS SDK sources (include_bytes!).
