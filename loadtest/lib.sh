@@ -15,3 +15,15 @@ while True:
     finally:
         s.close()'
 }
+
+# wait_connections ADMIN_PORT N: until the server's wsgate_connections gauge
+# reaches N (at most 120 s); prints the last count read.
+wait_connections() {
+  local c=0
+  for _ in $(seq 1 600); do
+    c=$(curl -s "http://127.0.0.1:$1/metrics" | awk '/^wsgate_connections / {print $2}')
+    [[ "${c:-0}" -ge $2 ]] && break
+    sleep 0.2
+  done
+  echo "${c:-0}"
+}

@@ -20,10 +20,7 @@ rss() { awk '/VmRSS/ {print $2}' /proc/$pid/status; }
 rss0=$(rss)
 node "$here/idle-conns.js" $port $n $ext >/tmp/compression-rss-client-$ext-$n.log 2>&1 &
 cpid=$!
-for _ in $(seq 1 600); do
-  c=$(curl -s http://127.0.0.1:$admin/metrics | awk '/^wsgate_connections / {print $2}')
-  [[ "${c:-0}" -ge $n ]] && break; sleep 0.2
-done
+c=$(wait_connections $admin $n)
 sleep 4
 rss_idle=$(rss)
 w0=$(awk '/^wchar/ {print $2}' /proc/$pid/io)

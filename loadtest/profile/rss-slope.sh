@@ -2,6 +2,8 @@
 # rss-slope.sh WSGATE_BIN LOADTEST_BIN LABEL N...: RSS of an idle server at each N (fresh server per N),
 # with kernel cost (sockstat, slab) sampled while all N are open.
 set -u
+# shellcheck source=loadtest/lib.sh
+source "$(dirname "$0")/../lib.sh"
 out_dir=${OUT:-/tmp/wsgate-profile}; mkdir -p "$out_dir"
 ws=$1; lt=$2; label=$3; shift 3
 for n in "$@"; do
@@ -15,10 +17,7 @@ for n in "$@"; do
   slab0=$(awk '/^(TCP|sock_inode_cache|dentry|filp|eventpoll_epi|eventpoll_pwq) / {s+=$2*$4} END {print s}' /proc/slabinfo)
   "$lt" idle -n $n --settle 3s --duration 8s --url ws://127.0.0.1:$port/ws --source-ips 4 --quiet --out $out_dir/rs-$label-$n.json >/dev/null 2>&1 &
   lpid=$!
-  for i in $(seq 1 600); do
-    c=$(curl -s http://127.0.0.1:$admin/metrics | awk '/^wsgate_connections / {print $2}')
-    [[ "${c:-0}" -ge $n ]] && break; sleep 0.2
-  done
+  c=$(wait_connections $admin $n)
   sleep 4
   rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
   tcp1=$(awk '/^TCP:/ {print $3" "$11}' /proc/net/sockstat)

@@ -21,7 +21,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::config::OriginPolicy;
+use wsgate::config::{Config, OriginPolicy};
 use wsgate_client::{Codec, Options};
 
 /// A raw upgrade request to the public listener with extra headers.
@@ -369,12 +369,17 @@ async fn a_full_node_answers_503() {
     );
 }
 
-#[tokio::test]
-async fn anonymous_mode_takes_the_user_from_the_query() {
+/// Settings for anonymous mode: no token secret, the user from the query.
+fn anonymous() -> Config {
     let mut c = config();
     c.jwt_secret = None;
     c.allow_anonymous = true;
-    let node = start(c).await;
+    c
+}
+
+#[tokio::test]
+async fn anonymous_mode_takes_the_user_from_the_query() {
+    let node = start(anonymous()).await;
     let url = format!("{}?user=alice", node.ws_url());
     let mut alice = node.connect_with(Options::new(url)).await.unwrap();
     assert_eq!(alice.welcome().user, "alice");
@@ -525,10 +530,7 @@ fn masked_text(payload: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn frames_sent_right_behind_the_upgrade_request_are_handled() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut c = config();
-    c.jwt_secret = None;
-    c.allow_anonymous = true;
-    let node = start(c).await;
+    let node = start(anonymous()).await;
     let mut request = String::from("GET /ws?user=early HTTP/1.1\r\nHost: localhost\r\n");
     for (name, value) in UPGRADE {
         request.push_str(&format!("{name}: {value}\r\n"));

@@ -149,7 +149,7 @@ where
     let conn = env.node.new_conn(&std::mem::take(&mut identity.user));
     let config = &env.config;
     let now = Instant::now();
-    let session = Session {
+    let mut session = Session {
         limiter: RateLimiter::new(config.rate_limit, now),
         last_read: now,
         next_ping: now + config.ping_interval,
@@ -169,7 +169,6 @@ where
     // The block owns the session and lends it to `run`: an `async fn`
     // taking `self` by value would keep two copies of it in its state (the
     // argument and its binding inside the body), one of them dead.
-    let mut session = session;
     async move { session.run().await }
 }
 
